@@ -1,0 +1,47 @@
+# Everything starts from nothing: `make test` and `make demo` create .venv and install what they need.
+# torch is installed first, pinned to the CPU wheel that lies on disk here, so that resolving the
+# package's open `torch>=2.6` never pulls a multi-GB CUDA build. A venv that already has torch
+# (e.g. a GPU user's CUDA build) keeps it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.goodhartlab-installed
+TORCH_SPEC ?= torch==2.13.0
+WHEELS ?= /opt/wheels
+DEMO_OUT ?= demo_out
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export MPLBACKEND := Agg
+
+.PHONY: setup test lint format demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(if $(wildcard $(WHEELS)),--find-links $(WHEELS)) "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix src tests benchmarks
+	$(PY) -m ruff format src tests benchmarks
+
+test: lint
+	$(PY) -m pytest -x -p no:cacheprovider tests
+
+demo: $(STAMP)
+	$(VENV)/bin/goodhart demo --config toy --out $(DEMO_OUT)
+
+bench: $(STAMP)
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

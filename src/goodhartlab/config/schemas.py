@@ -1,0 +1,91 @@
+"""Typed configuration of every command. Import-light: dataclasses only (CLI `--help` reads them).
+
+Every field has a default so each command runs with no arguments on the toy world. Help text
+lives in `metadata={"help": ...}` and is printed by `goodhart <command> --help`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from goodhartlab.toyworld.world import ToyWorldSpec
+
+
+def _f(default, help: str):  # noqa: A002 - mirrors dataclasses' vocabulary
+    """A field with a default (or default factory for dataclasses) and help text."""
+    if isinstance(default, type):
+        return field(default_factory=default, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class ModelConfig:
+    source: str = _f("toy:policy", "HF hub id, local dir, or toy spec (toy:policy[-small])")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = _f("float32", "weights dtype")
+    trust_remote_code: bool = _f(False, "allow model code from the hub (off: security)")
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = _f(24, "response token limit")
+    temperature: float = _f(1.0, "sampling temperature (0 = greedy)")
+    top_k: int = _f(0, "keep the k most likely tokens (0 = off)")
+    top_p: float = _f(1.0, "nucleus sampling mass (1 = off)")
+    batch_size: int = _f(256, "prompts per generation call")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = _f(3e-3, "peak learning rate (AdamW)")
+    weight_decay: float = _f(0.0, "AdamW weight decay")
+    warmup_steps: int = _f(20, "linear warmup steps")
+    min_lr_ratio: float = _f(0.1, "cosine decay floor as a fraction of lr")
+    max_grad_norm: float = _f(1.0, "gradient clipping norm")
+
+
+@dataclass
+class SFTDataConfig:
+    train: str = _f("toy", "'toy' (generate the toy world) or a prompt/completion file")
+    eval: str = _f("toy", "'toy' or a held-out prompt/completion file")
+    prompt_key: str = _f("prompt", "column holding the prompt")
+    completion_key: str = _f("completion", "column holding the completion")
+    template: str | None = _f(None, "prompt template with {prompt}; default: tokenizer's chat template")
+    max_length: int = _f(64, "max tokens of prompt + completion")
+    toy: ToyWorldSpec = _f(ToyWorldSpec, "toy world sizes when train/eval = 'toy'")
+
+
+@dataclass
+class SFTTrainConfig:
+    epochs: int = _f(4, "passes over the demonstrations")
+    batch_size: int = _f(64, "demonstrations per step")
+    eval_every: int = _f(100, "steps between held-out loss evaluations")
+    checkpoint_every: int = _f(200, "steps between checkpoints (resume points)")
+    keep_checkpoints: int = _f(2, "how many recent checkpoints to keep")
+
+
+@dataclass
+class SampleConfig:
+    n_prompts: int = _f(512, "held-out prompts sampled after training (0 = skip)")
+    generation: GenerationConfig = _f(GenerationConfig, "sampling settings")
+
+
+@dataclass
+class SFTConfig:
+    seed: int = _f(0, "seed of init, data order and sampling")
+    device: str = _f("auto", "'auto' (CUDA if present), 'cpu', 'cuda:0', ...")
+    model: ModelConfig = _f(ModelConfig, "the policy to fine-tune")
+    data: SFTDataConfig = _f(SFTDataConfig, "demonstrations")
+    optim: OptimConfig = _f(OptimConfig, "optimizer")
+    train: SFTTrainConfig = _f(SFTTrainConfig, "loop")
+    sample: SampleConfig = _f(SampleConfig, "samples of the trained policy with gold scores")
+
+
+@dataclass
+class ToyWorldConfig:
+    world: ToyWorldSpec = _f(ToyWorldSpec, "sizes, seed and label noise of the toy data")
+
+
+@dataclass
+class DemoConfig:
+    sft: SFTConfig = _f(SFTConfig, "the SFT stage (its data.toy is the toy world)")

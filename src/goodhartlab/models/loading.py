@@ -1,0 +1,155 @@
+"""Loading and saving policies, reward models and value models: the ONLY module touching weights.
+
+A model source is one of:
+- a local directory written by `save_pretrained` (ours or anyone's);
+- a Hugging Face hub id (works offline only if it is in the local cache);
+- a toy spec "toy:policy", "toy:rm", "toy:value" (optionally "-small"): random init, toy tokenizer.
+Weights are saved as safetensors; `trust_remote_code` stays off unless the caller asks.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from goodhartlab.errors import input_error
+
+Role = Literal["policy", "scalar"]
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def resolve_device(name: str = "auto"):
+    """'auto' -> CUDA when present, else CPU; any torch device string otherwise."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    return None if name == "auto" else getattr(torch, name)
+
+
+def _is_local(source: str) -> bool:
+    return source.startswith(("/", "./", "../", "~")) or Path(source).expanduser().exists()
+
+
+def load_tokenizer(source: str, trust_remote_code: bool = False, padding_side: str = "left"):
+    """The tokenizer of a model source; toy specs get the toy tokenizer."""
+    if source.startswith("toy:"):
+        from goodhartlab.toyworld.vocab import build_tokenizer
+
+        return build_tokenizer(padding_side=padding_side)
+    from transformers import AutoTokenizer
+
+    tok = _from_pretrained(AutoTokenizer, source, trust_remote_code=trust_remote_code)
+    tok.padding_side = padding_side
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def _from_pretrained(cls: Any, source: str, **kwargs: Any):
+    """`cls.from_pretrained` with a one-line error for a missing dir or an unreachable hub id."""
+    if _is_local(source):
+        path = Path(source).expanduser()
+        if not path.is_dir():
+            raise input_error("model directory not found", path)
+        if not (path / "config.json").exists() and cls.__name__ != "AutoTokenizer":
+            raise input_error("not a model directory (no config.json)", path)
+        source = str(path)
+    try:
+        return cls.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+        hint = " (HF_HUB_OFFLINE is set: only locally cached hub ids load)" if offline else ""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise input_error(f"cannot load {cls.__name__}: {first}{hint}", source) from exc
+
+
+def load_model(
+    source: str,
+    role: Role = "policy",
+    device: str = "auto",
+    dtype: str = "float32",
+    trust_remote_code: bool = False,
+    seed: int = 0,
+    tokenizer: Any = None,
+):
+    """Load (model, tokenizer) for a role: 'policy' (causal LM) or 'scalar' (RM / value, 1 label).
+
+    A toy spec builds a fresh random model seeded by `seed`. The tokenizer must fit the model's
+    embedding table (a mismatch is a clear error, not an index error deep in a forward pass).
+    """
+    import torch
+
+    tok = tokenizer if tokenizer is not None else load_tokenizer(source, trust_remote_code)
+    if source.startswith("toy:"):
+        model = _toy_model(source, role, tok, seed)
+    else:
+        from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+        cls = AutoModelForCausalLM if role == "policy" else AutoModelForSequenceClassification
+        extra = {"num_labels": 1} if role == "scalar" else {}
+        model = _from_pretrained(
+            cls, source, dtype=_torch_dtype(dtype), trust_remote_code=trust_remote_code, **extra
+        )
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tok.pad_token_id
+    check_tokenizer_fits(model, tok, source)
+    model.to(resolve_device(device))
+    if dtype != "auto":
+        model.to(getattr(torch, dtype))
+    return model, tok
+
+
+def _toy_model(source: str, role: Role, tok: Any, seed: int):
+    import torch
+    from transformers import GPTNeoXForCausalLM, GPTNeoXForSequenceClassification
+
+    from goodhartlab.models.toy import parse_toy_spec, toy_config
+
+    toy_role, size = parse_toy_spec(source)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if role == "policy":
+            return GPTNeoXForCausalLM(toy_config(size, tok))
+        return GPTNeoXForSequenceClassification(toy_config(size, tok, num_labels=1))
+
+
+def check_tokenizer_fits(model: Any, tokenizer: Any, source: str) -> None:
+    """Raise if the tokenizer can produce ids the model has no embedding for."""
+    n_embed = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > n_embed:
+        raise input_error(
+            f"tokenizer has {len(tokenizer)} tokens but the model embeds only {n_embed}: "
+            "tokenizer/model mismatch",
+            source,
+        )
+
+
+def freeze(model: Any) -> Any:
+    """Eval mode and no gradients: for reference, reward, gold and other frozen models."""
+    model.eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model
+
+
+def save_model(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
+    """Save as safetensors + HF config + tokenizer, atomically (temp dir, then rename).
+
+    Why atomic: a run killed while saving must not leave a half-written checkpoint that a later
+    `--resume` or `from_pretrained` would trust.
+    """
+    from goodhartlab.runs.atomic import atomic_directory
+
+    out = Path(out_dir)
+    with atomic_directory(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    return out

@@ -1,0 +1,224 @@
+"""`goodhart sft`: supervised fine-tuning of a causal LM on prompt/completion pairs.
+
+Reads top to bottom: 1 data, 2 model, 3 encode, 4 train (loss on completion tokens only, eval
+loss, checkpoints, resume), 5 save, 6 sample held-out prompts and score them with gold.
+The saved model loads with plain `AutoModelForCausalLM.from_pretrained(RUN/model)`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from goodhartlab.config.schemas import SFTConfig
+from goodhartlab.runs import RunDir
+
+
+@dataclass(frozen=True)
+class SFTData:
+    train_prompts: list[str]
+    train_completions: list[str]
+    eval_prompts: list[str]
+    eval_completions: list[str]
+    source: str
+    is_toy: bool
+
+
+def load_sft_data(cfg: SFTConfig, run: RunDir) -> SFTData:
+    """Step 1: the toy world's demonstrations, or the user's files."""
+    from goodhartlab.data.formats import load_demonstrations
+
+    paths = {}
+    is_toy = "toy" in (cfg.data.train, cfg.data.eval)
+    if is_toy:
+        from goodhartlab.toyworld import make
+
+        toy_dir = run.file("toyworld")
+        if not (toy_dir / "world.json").exists():
+            make(toy_dir, cfg.data.toy)
+    for split in ("train", "eval"):
+        value = getattr(cfg.data, split)
+        paths[split] = run.file("toyworld") / f"demos_{split}.jsonl" if value == "toy" else value
+    demos = {
+        split: load_demonstrations(
+            path, prompt_key=cfg.data.prompt_key, completion_key=cfg.data.completion_key
+        )
+        for split, path in paths.items()
+    }
+    return SFTData(
+        [d.prompt for d in demos["train"]],
+        [d.completion for d in demos["train"]],
+        [d.prompt for d in demos["eval"]],
+        [d.completion for d in demos["eval"]],
+        str(paths["train"]),
+        cfg.data.train == "toy" and cfg.data.eval == "toy",
+    )
+
+
+def lr_at(step: int, total: int, cfg_optim: Any) -> float:
+    """Linear warmup, then cosine decay to min_lr_ratio·lr (a pure function: resume-safe)."""
+    base = cfg_optim.lr
+    if step < cfg_optim.warmup_steps:
+        return base * (step + 1) / cfg_optim.warmup_steps
+    progress = (step - cfg_optim.warmup_steps) / max(1, total - cfg_optim.warmup_steps)
+    floor = cfg_optim.min_lr_ratio
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def batch_order(n: int, batch_size: int, epochs: int, seed: int) -> list[list[int]]:
+    """Every step's example indices: a seeded permutation per epoch (so resume can skip ahead)."""
+    import torch
+
+    steps = []
+    for epoch in range(epochs):
+        gen = torch.Generator().manual_seed(seed * 7919 + epoch)
+        perm = torch.randperm(n, generator=gen).tolist()
+        steps += [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+    return steps
+
+
+def mean_loss(model: Any, examples: list, batch_size: int, pad_id: int, device: Any) -> float:
+    """Token-weighted mean completion loss over `examples` (no grad)."""
+    import torch
+
+    from goodhartlab.data.encoding import IGNORE_INDEX, collate_sft
+
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(examples), batch_size):
+            batch = collate_sft(examples[i : i + batch_size], pad_id, device)
+            n = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+            total += float(model(**batch).loss) * n
+            count += n
+    return total / max(count, 1)
+
+
+def train(cfg: SFTConfig, run: RunDir, model: Any, tok: Any, data: SFTData, resume: bool) -> dict:
+    """Step 4: the training loop; returns final train/eval losses."""
+    import torch
+
+    from goodhartlab.data.encoding import collate_sft, encode_demonstrations
+    from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
+    from goodhartlab.runs.progress import progress_bar
+
+    device = next(model.parameters()).device
+    enc = {
+        split: encode_demonstrations(
+            tok, prompts, completions, cfg.data.max_length, cfg.data.template, data.source
+        )
+        for split, prompts, completions in (
+            ("train", data.train_prompts, data.train_completions),
+            ("eval", data.eval_prompts, data.eval_completions),
+        )
+    }
+    steps = batch_order(len(enc["train"]), cfg.train.batch_size, cfg.train.epochs, cfg.seed)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
+    )
+    start = 0
+    ckpt = run.latest_checkpoint() if resume else None
+    if ckpt is not None:
+        start, _ = load_checkpoint_state(ckpt, opt)
+        run.truncate_metrics_after(start)
+    model.train()
+    loss_value = float("nan")
+    with progress_bar("sft", len(steps) - start) as advance:
+        for step in range(start, len(steps)):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, len(steps), cfg.optim)
+            batch = collate_sft([enc["train"][i] for i in steps[step]], tok.pad_token_id, device)
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            loss_value = float(loss)
+            done = step + 1
+            metrics = {"loss/train": loss_value, "lr": opt.param_groups[0]["lr"]}
+            if done % cfg.train.eval_every == 0 or done == len(steps):
+                model.eval()
+                metrics["loss/eval"] = mean_loss(model, enc["eval"], 256, tok.pad_token_id, device)
+                model.train()
+            run.log(done, metrics)
+            if done % cfg.train.checkpoint_every == 0 and done < len(steps):
+                save_checkpoint(run.checkpoint_dir(done), model, tok, opt, done)
+                run.mark_latest(done, cfg.train.keep_checkpoints)
+            advance(1, info=f"loss {loss_value:.3f}")
+    model.eval()
+    final_eval = mean_loss(model, enc["eval"], 256, tok.pad_token_id, device)
+    return {"loss/train": loss_value, "loss/eval": final_eval, "steps": len(steps)}
+
+
+def sample_and_score(cfg: SFTConfig, model: Any, tok: Any, data: SFTData) -> dict:
+    """Step 6: sample held-out prompts; with toy data, score gold and compare to the teacher."""
+    from goodhartlab.rollout.sampling import sample_texts
+    from goodhartlab.toyworld import gold_reward
+
+    n = min(cfg.sample.n_prompts, len(data.eval_prompts))
+    gen = cfg.sample.generation
+    prompts = data.eval_prompts[:n]
+    samples = sample_texts(
+        model,
+        tok,
+        prompts,
+        max_new_tokens=gen.max_new_tokens,
+        temperature=gen.temperature,
+        top_k=gen.top_k,
+        top_p=gen.top_p,
+        batch_size=gen.batch_size,
+        seed=cfg.seed,
+        template=cfg.data.template,
+    )
+    rows = [{"prompt": s.prompt, "response": s.response, "ended": s.ended} for s in samples]
+    summary: dict[str, Any] = {
+        "n_samples": n,
+        "eos_rate": sum(s.ended for s in samples) / max(n, 1),
+        "mean_tokens": sum(s.n_tokens for s in samples) / max(n, 1),
+    }
+    if data.is_toy:
+        gold = gold_reward(prompts, [s.response for s in samples], [s.ended for s in samples])
+        teacher = gold_reward(prompts, data.eval_completions[:n], [True] * n)
+        for row, g in zip(rows, gold):
+            row["gold"] = g
+        summary["gold_mean"] = sum(gold) / n
+        summary["teacher_gold_mean"] = sum(teacher) / n
+        summary["gold_ratio_to_teacher"] = summary["gold_mean"] / summary["teacher_gold_mean"]
+    summary["samples"] = rows
+    return summary
+
+
+def run(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> dict:
+    """The whole recipe; returns the summary also written to RUN/sft_summary.json."""
+    import torch
+
+    from goodhartlab.models import load_policy, save_model
+
+    torch.manual_seed(cfg.seed)
+    data = load_sft_data(cfg, run_dir)  # 1
+    ckpt = run_dir.latest_checkpoint() if resume else None
+    source = str(ckpt) if ckpt is not None else cfg.model.source
+    model, tok = load_policy(  # 2
+        source,
+        device=cfg.device,
+        dtype=cfg.model.dtype,
+        trust_remote_code=cfg.model.trust_remote_code,
+        seed=cfg.seed,
+    )
+    losses = train(cfg, run_dir, model, tok, data, resume)  # 3-4
+    model_dir = save_model(model, tok, run_dir.file("model"))  # 5
+    summary = {"model_dir": str(model_dir), **losses}
+    if cfg.sample.n_prompts > 0:  # 6
+        scored = sample_and_score(cfg, model, tok, data)
+        from goodhartlab.data.records import write_jsonl_atomic
+
+        write_jsonl_atomic(run_dir.file("samples.jsonl"), scored.pop("samples"))
+        summary.update(scored)
+    run_dir.write_json("sft_summary.json", summary)
+    return summary
+
+
+def model_path(run_dir: str | Path) -> Path:
+    """Where an SFT run keeps its final model (for the next recipe in a chain)."""
+    return Path(run_dir) / "model"

@@ -1,0 +1,108 @@
+"""Run directories (DESIGN.md §4): config.yaml first, metrics.jsonl, checkpoints/, results.
+
+Layout:
+    RUN/config.yaml            resolved config, written before any work
+    RUN/metrics.jsonl          one JSON object per logged step: {"step": s, "reward/gold": ...}
+    RUN/checkpoints/step_N/    safetensors + HF config + tokenizer + trainer_state.json
+    RUN/checkpoints/latest     name of the newest complete checkpoint
+    RUN/*.json, *.png          results and plots, written atomically
+
+Why refuse to reuse a dir without --resume: a second run silently appending to another run's
+metrics is how results get lost or mixed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from goodhartlab.errors import GoodhartError, input_error
+from goodhartlab.runs.atomic import atomic_write_json, atomic_write_text, json_safe
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class RunDir:
+    """A run directory; create with `RunDir.prepare`."""
+
+    path: Path
+
+    @classmethod
+    def prepare(cls, path: str | Path, config_text: str, resume: bool = False) -> RunDir:
+        """Create RUN (or reopen it with resume) and write config.yaml before any work.
+
+        On resume the saved config must equal the new one: resuming with other settings would
+        not give the numbers of an uninterrupted run.
+        """
+        run = cls(Path(path))
+        cfg = run.path / CONFIG_FILE
+        if resume:
+            if not cfg.exists():
+                raise input_error("nothing to resume (no config.yaml)", run.path)
+            if cfg.read_text(encoding="utf-8") != config_text:
+                raise GoodhartError(
+                    f"{cfg}: the saved config differs from this one; resume with the same "
+                    "config and overrides, or start a new --out"
+                )
+            return run
+        if run.path.exists() and any(run.path.iterdir()):
+            raise GoodhartError(
+                f"{run.path}: directory is not empty; pass --resume to continue that run "
+                "or choose another --out"
+            )
+        run.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cfg, config_text)
+        return run
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        return atomic_write_json(self.path / name, obj)
+
+    # metrics ---------------------------------------------------------------
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        """Append one metrics line (flushed at once, so a killed run keeps what it logged)."""
+        row = {"step": int(step), **json_safe(metrics)}
+        with (self.path / METRICS_FILE).open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row, allow_nan=False) + "\n")
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        path = self.path / METRICS_FILE
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def truncate_metrics_after(self, step: int) -> None:
+        """Drop metric lines logged after `step` (a resumed run re-logs them identically)."""
+        rows = [r for r in self.read_metrics() if r["step"] <= step]
+        atomic_write_text(self.path / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
+
+    # checkpoints -----------------------------------------------------------
+    def checkpoint_dir(self, step: int) -> Path:
+        return self.checkpoints / f"step_{step}"
+
+    def mark_latest(self, step: int, keep: int = 2) -> None:
+        """Point `latest` at step_N (atomically) and delete all but the newest `keep`."""
+        atomic_write_text(self.checkpoints / "latest", f"step_{step}\n")
+        steps = sorted(
+            int(p.name.removeprefix("step_")) for p in self.checkpoints.glob("step_*") if p.is_dir()
+        )
+        for old in steps[:-keep] if keep > 0 else []:
+            shutil.rmtree(self.checkpoint_dir(old), ignore_errors=True)
+
+    def latest_checkpoint(self) -> Path | None:
+        marker = self.checkpoints / "latest"
+        if not marker.exists():
+            return None
+        path = self.checkpoints / marker.read_text().strip()
+        return path if path.is_dir() else None
