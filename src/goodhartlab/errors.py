@@ -16,11 +16,11 @@ class GoodhartError(Exception):
     exit_code: int = 1
 
 
-class InputError(GoodhartError):
+class InputError(GoodhartError, ValueError):
     """Bad input data: malformed row, missing column, empty file, NaN score, missing model dir."""
 
 
-class ConfigError(GoodhartError):
+class ConfigError(GoodhartError, ValueError):
     """Bad configuration: unknown key, wrong type, bad choice. Exit code 2 like argparse."""
 
     exit_code = 2

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from goodhartlab.errors import input_error
+
 TOY_SIZES: dict[str, dict[str, int]] = {
     # ~115k parameters: the size the DESIGN prototype measured.
     "tiny": {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4},
@@ -22,9 +24,9 @@ def parse_toy_spec(spec: str) -> tuple[str, str]:
     role, _, size = body.partition("-")
     size = size or "tiny"
     if role not in TOY_ROLES:
-        raise ValueError(f"unknown toy role {role!r} in {spec!r} (allowed: {', '.join(TOY_ROLES)})")
+        raise input_error(f"unknown toy role {role!r} (allowed: {', '.join(TOY_ROLES)})", spec)
     if size not in TOY_SIZES:
-        raise ValueError(f"unknown toy size {size!r} in {spec!r} (allowed: {', '.join(TOY_SIZES)})")
+        raise input_error(f"unknown toy size {size!r} (allowed: {', '.join(TOY_SIZES)})", spec)
     return role, size
 
 
