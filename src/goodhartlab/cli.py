@@ -31,6 +31,7 @@ COMMANDS: dict[str, Command] = {
     "sft": Command("goodhartlab.recipes.sft", "SFTConfig", "supervised fine-tuning of a policy"),
     "demo": Command("goodhartlab.recipes.demo", "DemoConfig", "the whole chain on the toy world"),
 }
+DEFAULT_PRESET = "toy"
 EPILOG = (
     "Every command takes --config PRESET_OR_PATH (presets: configs/<command>/*.yaml; "
     "'toy' is the default, 'smoke' runs in seconds), key.sub=value overrides, --out RUN_DIR "
@@ -59,7 +60,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
         description=COMMANDS[command].summary,
         add_help=False,
     )
-    parser.add_argument("--config", default="toy", help="preset name or YAML path")
+    parser.add_argument("--config", default=DEFAULT_PRESET, help="preset name or YAML path")
     parser.add_argument("--out", default=None, help="run directory")
     parser.add_argument("--resume", action="store_true", help="continue a killed run")
     parser.add_argument("-h", "--help", action="store_true")
@@ -69,15 +70,20 @@ def _parser(command: str) -> argparse.ArgumentParser:
 
 def load_command_config(command: str, config: str | None, overrides: Sequence[str]):
     """Resolve the preset, load it strictly, apply overrides: (config object, YAML text)."""
-    from goodhartlab.config import dump_config, load_config, resolve_config_path
+    from goodhartlab.config import dump_config, find_configs_dir, load_config, resolve_config_path
 
-    path = resolve_config_path(command, config)
+    # Outside a checkout (a plain wheel install) there is no configs/ folder; the default preset
+    # 'toy' equals the classes' defaults (a test holds them equal), so it needs no file.
+    default_only = config == DEFAULT_PRESET and find_configs_dir() is None
+    path = None if default_only else resolve_config_path(command, config)
     cfg = load_config(_config_class(command), path, overrides)
     return cfg, dump_config(cfg)
 
 
 def run_command(command: str, argv: Sequence[str]) -> int:
-    args = _parser(command).parse_args(argv)
+    from goodhartlab.errors import GoodhartError
+
+    args = _parser(command).parse_intermixed_args(argv)
     if args.help:
         print(_command_help(command))
         return 0
@@ -85,19 +91,36 @@ def run_command(command: str, argv: Sequence[str]) -> int:
     from goodhartlab.runs import RunDir
 
     out = Path(args.out or f"runs/{command}-{time.strftime('%Y%m%d-%H%M%S')}")
+    existed = out.exists()
     run_dir = RunDir.prepare(out, text, resume=args.resume)
     recipe = importlib.import_module(COMMANDS[command].module)
-    recipe.run(cfg, run_dir, resume=args.resume)
+    try:
+        recipe.run(cfg, run_dir, resume=args.resume)
+    except GoodhartError:
+        _discard_if_nothing_to_resume(run_dir, fresh=not args.resume and not existed)
+        raise
     print(f"goodhart {command}: done; outputs in {out}")
     return 0
+
+
+def _discard_if_nothing_to_resume(run_dir, fresh: bool) -> None:
+    """A fresh run that failed on bad input before its first checkpoint leaves no directory.
+
+    Why: a half-made run dir would block the corrected rerun ("not empty") and could be mistaken
+    for results. A run that has checkpoints is kept, so `--resume` can continue it.
+    """
+    import shutil
+
+    if fresh and not any(run_dir.checkpoints.glob("**/trainer_state.json")):
+        shutil.rmtree(run_dir.path, ignore_errors=True)
 
 
 def validate(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="goodhart validate")
     parser.add_argument("command", choices=sorted(COMMANDS))
-    parser.add_argument("--config", default="toy")
+    parser.add_argument("--config", default=DEFAULT_PRESET)
     parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     _, text = load_command_config(args.command, args.config, args.overrides)
     print(f"goodhart validate: {args.command} config OK")
     print(text, end="")

@@ -1,0 +1,30 @@
+"""Every preset loads; each command's 'toy' preset equals its config class defaults."""
+
+import pytest
+
+from goodhartlab.cli import COMMANDS, _config_class
+from goodhartlab.config import find_configs_dir, load_config
+
+CONFIGS = find_configs_dir()
+PRESETS = sorted(CONFIGS.glob("*/*.yaml")) if CONFIGS else []
+
+
+def test_presets_found() -> None:
+    assert CONFIGS is not None
+    commands = {p.parent.name for p in PRESETS}
+    assert set(COMMANDS) <= commands  # every command has presets
+    for command in COMMANDS:
+        names = {p.stem for p in PRESETS if p.parent.name == command}
+        assert {"toy", "smoke"} <= names, command
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_preset_loads(path) -> None:
+    if path.parent.name not in COMMANDS:
+        pytest.skip("configs of a command not in the CLI registry (e.g. accelerate)")
+    cls = _config_class(path.parent.name)
+    cfg = load_config(cls, path)
+    assert isinstance(cfg, cls)
+    if path.stem == "toy":
+        # The CLI falls back to class defaults for 'toy' when no configs/ folder is installed.
+        assert cfg == cls(), f"{path} drifted from the {cls.__name__} defaults"
