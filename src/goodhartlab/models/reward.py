@@ -1,0 +1,200 @@
+"""Reward models: one scoring interface for Bradley–Terry RMs and InfoRMs, loading, ensembles.
+
+A BT reward model is a plain `AutoModelForSequenceClassification` with one label (the score is
+read at the last non-pad token, HF's own pooling), so anyone can load ours with transformers
+alone. An InfoRM adds a bottleneck head (`models.inform`). Texts are encoded as
+prompt (formatted like the policy's) + response + eos, right-padded, so positions start at 0.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from goodhartlab.data.encoding import format_prompt
+from goodhartlab.errors import input_error
+from goodhartlab.models.inform import InfoRM, InfoRMConfig, is_inform_dir
+from goodhartlab.models.loading import load_model, load_tokenizer, resolve_device
+
+MANIFEST = "ensemble.json"
+
+
+@dataclass(frozen=True)
+class RewardOutput:
+    """Scores (B,); for an InfoRM also the bottleneck mean and log-variance (B, d)."""
+
+    scores: torch.Tensor
+    mu: torch.Tensor | None = None
+    logvar: torch.Tensor | None = None
+
+
+def reward_forward(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> RewardOutput:
+    """Score a right-padded batch with either kind of RM (grad flows if enabled)."""
+    if isinstance(model, InfoRM):
+        return RewardOutput(*model(input_ids, attention_mask))
+    return RewardOutput(model(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0])
+
+
+def encode_for_reward(
+    tokenizer: Any,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    template: str | None = None,
+    max_length: int | None = None,
+    device: Any = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded (ids, mask) of prompt + response + eos; long responses are cut before eos."""
+    limit = max_length or tokenizer.model_max_length
+    rows = []
+    for prompt, response in zip(prompts, responses):
+        p_ids = tokenizer(format_prompt(tokenizer, prompt, template), add_special_tokens=False)
+        r_ids = tokenizer(response, add_special_tokens=False)["input_ids"] if response else []
+        rows.append([*(list(p_ids["input_ids"]) + list(r_ids))[: limit - 1], tokenizer.eos_token_id])
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    return ids.to(device), mask.to(device)
+
+
+@torch.no_grad()
+def score_texts(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    *,
+    batch_size: int = 256,
+    template: str | None = None,
+    return_latents: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Scores (N,) as float64 numpy, and the latents (N, d) on request (InfoRM mu only)."""
+    device = next(model.parameters()).device
+    scores, latents = [], []
+    for start in range(0, len(prompts), batch_size):
+        ids, mask = encode_for_reward(
+            tokenizer,
+            prompts[start : start + batch_size],
+            responses[start : start + batch_size],
+            template,
+            device=device,
+        )
+        out = reward_forward(model, ids, mask)
+        scores.append(out.scores.float().cpu())
+        if return_latents:
+            if out.mu is None:
+                raise ValueError("latents are only available from an InfoRM reward model")
+            latents.append(out.mu.float().cpu())
+    flat = torch.cat(scores).double().numpy()
+    return (flat, torch.cat(latents).double().numpy()) if return_latents else flat
+
+
+def load_reward_model(
+    source: str,
+    *,
+    device: str = "auto",
+    dtype: str = "float32",
+    trust_remote_code: bool = False,
+    seed: int = 0,
+    inform: InfoRMConfig | None = None,
+):
+    """(reward model, tokenizer) from a saved RM, a backbone to start from, or a toy spec.
+
+    - a dir saved by `save_reward_model` loads as it was saved (BT or InfoRM);
+    - with `inform`, a new InfoRM is built on the source's backbone (heads seeded by `seed`);
+    - otherwise a sequence classifier with one label; a causal-LM source gets a fresh head.
+    """
+    if is_inform_dir(source):
+        tok = load_tokenizer(source, trust_remote_code, padding_side="right")
+        model = InfoRM.load(Path(source), trust_remote_code=trust_remote_code)
+    elif inform is not None:
+        tok = load_tokenizer(source, trust_remote_code, padding_side="right")
+        backbone = _backbone(source, tok, seed, trust_remote_code)
+        model = InfoRM(backbone, inform, generator=torch.Generator().manual_seed(seed))
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # the fresh score head's init
+            return load_model(
+                source,
+                role="scalar",
+                device=device,
+                dtype=dtype,
+                trust_remote_code=trust_remote_code,
+                seed=seed,
+            )
+    model.to(resolve_device(device))
+    if dtype != "auto":
+        model.to(getattr(torch, dtype))
+    return model, tok
+
+
+def _backbone(source: str, tok: Any, seed: int, trust_remote_code: bool):
+    if source.startswith("toy:"):
+        from transformers import GPTNeoXModel
+
+        from goodhartlab.models.toy import parse_toy_spec, toy_config
+
+        _, size = parse_toy_spec(source)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return GPTNeoXModel(toy_config(size, tok))
+    from transformers import AutoModel
+
+    from goodhartlab.models.loading import _from_pretrained
+
+    return _from_pretrained(AutoModel, source, trust_remote_code=trust_remote_code)
+
+
+def save_reward_model(
+    model: Any, tokenizer: Any, out_dir: str | Path, score_mean: float, score_std: float
+) -> Path:
+    """Save atomically, with the eval-set score mean/std for later normalization."""
+    from goodhartlab.runs.atomic import atomic_directory
+
+    out = Path(out_dir)
+    with atomic_directory(out) as tmp:
+        if isinstance(model, InfoRM):
+            model.inform_config.score_mean, model.inform_config.score_std = score_mean, score_std
+            model.save(tmp)
+        else:
+            model.config.score_mean, model.config.score_std = score_mean, score_std
+            model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    return out
+
+
+def write_ensemble_manifest(path: str | Path, members: Sequence[dict[str, Any]]) -> Path:
+    """`ensemble.json`: the members (seed, relative dir) of a seed ensemble."""
+    from goodhartlab.runs.atomic import atomic_write_json
+
+    return atomic_write_json(Path(path), {"members": list(members)})
+
+
+def ensemble_members(source: str | Path) -> list[Path]:
+    """Member dirs of an ensemble: a manifest file, a dir holding one, or a single RM dir."""
+    path = Path(source)
+    manifest = path / MANIFEST if path.is_dir() else path
+    if manifest.name == MANIFEST and manifest.exists():
+        rows = json.loads(manifest.read_text())["members"]
+        return [manifest.parent / row["path"] for row in rows]
+    if path.is_dir():
+        return [path]
+    raise input_error("no reward model or ensemble manifest here", path)
+
+
+def load_reward_models(sources: str | Path | Sequence[str | Path], **kwargs: Any) -> list[tuple]:
+    """Load every member of one or more ensembles/RMs, frozen, as (model, tokenizer) pairs."""
+    from goodhartlab.models.loading import freeze
+
+    items = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    paths = [member for item in items for member in ensemble_members(item)]
+    loaded = [load_reward_model(str(p), **kwargs) for p in paths]
+    return [(freeze(model), tok) for model, tok in loaded]
