@@ -1,0 +1,71 @@
+"""Benchmark: environment steps per second, one at a time (gymnasium `step` loop) vs batched.
+
+Run:  PYTHONPATH=src python benchmarks/envs.py [--num-envs 64] [--steps 300]
+
+For each env (tomato, glucose) and the same pre-drawn random actions:
+  * one at a time: `num_envs` single gymnasium envs (`TomatoEnv`, `GlucoseEnv`), each stepped with
+    its own `step` call, reset when done (what a plain Python collection loop does);
+  * batched: one `TomatoVecEnv` / `GlucoseVecEnv` with `num_envs` copies, one `step` per tick.
+Both run `steps` ticks of `num_envs` env steps. Reported: env steps/second and batched/one-at-a-time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from goodhartlab.envs import ENVS
+from goodhartlab.envs.glucose import GlucoseEnv
+from goodhartlab.envs.tomato import TomatoEnv
+
+
+def one_at_a_time(envs: list, actions: np.ndarray) -> float:
+    for i, env in enumerate(envs):
+        env.reset(seed=i)
+    start = time.perf_counter()
+    for tick in actions:
+        for env, action in zip(envs, tick):
+            _, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                env.reset()
+    return actions.shape[0] * actions.shape[1] / (time.perf_counter() - start)
+
+
+def batched(vec: object, actions: np.ndarray) -> float:
+    vec.reset(seed=0)
+    start = time.perf_counter()
+    for tick in actions:
+        vec.step(tick)
+    return actions.shape[0] * actions.shape[1] / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-envs", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=300, help="ticks (each = num_envs steps)")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    n, steps = args.num_envs, args.steps
+    cases = {
+        "tomato": (
+            [TomatoEnv() for _ in range(n)],
+            rng.integers(0, 4, size=(steps, n)),
+        ),
+        "glucose": (
+            [GlucoseEnv() for _ in range(n)],
+            rng.uniform(0, 0.1, size=(steps, n, 1)).astype(np.float32),
+        ),
+    }
+    print(f"{'env':<8} {'one-at-a-time steps/s':>22} {f'batched x{n} steps/s':>22} {'ratio':>8}")
+    for name, (singles, actions) in cases.items():
+        single_rate = one_at_a_time(singles, actions)
+        batch_rate = batched(ENVS[name].make_vec(n), actions)
+        print(
+            f"{name:<8} {single_rate:>22,.0f} {batch_rate:>22,.0f} {batch_rate / single_rate:>7.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
