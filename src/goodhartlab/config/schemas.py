@@ -12,7 +12,7 @@ from typing import Literal
 from goodhartlab.toyworld.world import ToyWorldSpec
 
 
-def _f(default, help: str):  # noqa: A002 - mirrors dataclasses' vocabulary
+def _f(default, help: str):
     """A field with a default (or default factory for dataclasses) and help text."""
     if isinstance(default, type):
         return field(default_factory=default, metadata={"help": help})
@@ -50,7 +50,9 @@ class SFTDataConfig:
     eval: str = _f("toy", "'toy' or a held-out prompt/completion file")
     prompt_key: str = _f("prompt", "column holding the prompt")
     completion_key: str = _f("completion", "column holding the completion")
-    template: str | None = _f(None, "prompt template with {prompt}; default: tokenizer's chat template")
+    template: str | None = _f(
+        None, "prompt template with {prompt}; default: tokenizer's chat template"
+    )
     max_length: int = _f(64, "max tokens of prompt + completion")
     toy: ToyWorldSpec = _f(ToyWorldSpec, "toy world sizes when train/eval = 'toy'")
 
@@ -89,3 +91,70 @@ class ToyWorldConfig:
 @dataclass
 class DemoConfig:
     sft: SFTConfig = _f(SFTConfig, "the SFT stage (its data.toy is the toy world)")
+
+
+@dataclass
+class PreferenceDataConfig:
+    train: str = _f("toy", "'toy' (policy-sample pairs labelled by gold) or a preference file")
+    eval: str = _f("toy", "'toy' or a held-out preference file")
+    policy: str = _f("toy:sft", "policy whose samples form toy pairs; 'toy:sft' = cached toy SFT")
+    n_train_pairs: int = _f(16000, "toy pairs to train on")
+    n_eval_pairs: int = _f(2000, "toy held-out pairs")
+    label_temperature: float = _f(1.0, "Bradley–Terry temperature of gold labels")
+    label_flip_prob: float = _f(0.25, "label noise: flip probability (the seeds use 25%)")
+    prompt_key: str | None = _f("prompt", "prompt column (null: implicit prompt)")
+    chosen_key: str = _f("chosen", "preferred response column")
+    rejected_key: str = _f("rejected", "other response column")
+    template: str | None = _f(None, "prompt template; default: tokenizer's chat template")
+    max_length: int = _f(64, "max tokens of prompt + response")
+    generation: GenerationConfig = _f(GenerationConfig, "sampling of toy policy pairs")
+    balance_len: bool = _f(False, "length-balance the train pairs (Singhal et al.)")
+    rand_ratio: float = _f(0.0, "random-pair augmentation ratio (R-DA), appended")
+    carto_file: str | None = _f(None, "cartography stats JSONL for confidence truncation")
+    carto_low: float | None = _f(None, "keep pairs with confidence above this")
+    carto_high: float | None = _f(None, "keep pairs with confidence below this")
+    toy: ToyWorldSpec = _f(ToyWorldSpec, "toy world prompts (seed) for toy pairs")
+
+
+@dataclass
+class RMLossConfig:
+    l2_coef: float = _f(0.001, "L2 on scores, coef·½(r_c² + r_r²) (the seeds use 0.001)")
+    center_coef: float = _f(0.0, "centering term coef·(r_c + r_r)²")
+    use_margin: bool = _f(False, "subtract the data's 'margin' column inside the sigmoid")
+
+
+@dataclass
+class InfoRMSettings:
+    enabled: bool = _f(False, "train an information-bottleneck reward model (InfoRM)")
+    latent_dim: int = _f(32, "bottleneck dimension d")
+    beta: float = _f(0.1, "weight of the KL term")
+    kl_mode: Literal["standard_sum", "mean_pooled"] = _f(
+        "standard_sum", "per-dim KL sum, or the seed code's dim-mean-pooled KL"
+    )
+    decoder: Literal["linear", "swiglu"] = _f("linear", "decoder head")
+
+
+@dataclass
+class RMTrainConfig:
+    epochs: int = _f(2, "passes over the pairs")
+    batch_size: int = _f(64, "pairs per step")
+    checkpoint_every: int = _f(200, "steps between checkpoints")
+    log_cartography: bool = _f(True, "log per-example margins each epoch (dataset cartography)")
+
+
+@dataclass
+class TrainRMConfig:
+    seeds: list[int] = field(default_factory=lambda: [1], metadata={"help": "one member per seed"})
+    device: str = _f("auto", "'auto', 'cpu', 'cuda:0', ...")
+    model: ModelConfig = field(
+        default_factory=lambda: ModelConfig(source="toy:sft"),
+        metadata={"help": "backbone: HF id / dir / toy spec; 'toy:sft' = cached toy SFT policy"},
+    )
+    data: PreferenceDataConfig = _f(PreferenceDataConfig, "preference pairs")
+    loss: RMLossConfig = _f(RMLossConfig, "Bradley–Terry loss options")
+    inform: InfoRMSettings = _f(InfoRMSettings, "information bottleneck")
+    optim: OptimConfig = field(
+        default_factory=lambda: OptimConfig(lr=1e-3, warmup_steps=20),
+        metadata={"help": "optimizer"},
+    )
+    train: RMTrainConfig = _f(RMTrainConfig, "loop")

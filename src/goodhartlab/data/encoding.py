@@ -98,7 +98,11 @@ def collate_sft(batch: Sequence[EncodedExample], pad_token_id: int, device: Any 
         ids[i, :n] = torch.tensor(ex.input_ids)
         mask[i, :n] = 1
         labels[i, ex.completion_start : n] = ids[i, ex.completion_start : n]
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+    return {
+        "input_ids": ids.to(device),
+        "attention_mask": mask.to(device),
+        "labels": labels.to(device),
+    }
 
 
 def decode_responses(tokenizer: Any, response_ids: Any, response_mask: Any) -> list[str]:

@@ -54,7 +54,9 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
 class InfoRM(nn.Module):
     """Backbone + bottleneck heads; `forward` returns scores, mu and logvar at the last token."""
 
-    def __init__(self, backbone: Any, config: InfoRMConfig, generator: torch.Generator | None = None):
+    def __init__(
+        self, backbone: Any, config: InfoRMConfig, generator: torch.Generator | None = None
+    ):
         super().__init__()
         self.backbone = backbone
         self.inform_config = config
@@ -93,6 +95,10 @@ class InfoRM(nn.Module):
         heads |= {f"decode_head.{k}": v for k, v in self.decode_head.state_dict().items()}
         save_file({k: v.contiguous().cpu() for k, v in heads.items()}, str(out_dir / INFORM_HEAD))
         (out_dir / INFORM_CONFIG).write_text(json.dumps(asdict(self.inform_config), indent=2))
+
+    def save_pretrained(self, out_dir: str | Path, safe_serialization: bool = True) -> None:
+        """HF-style alias so checkpoint code can treat InfoRM like any model (always safetensors)."""
+        self.save(Path(out_dir))
 
     @classmethod
     def load(cls, path: Path, **kwargs: Any) -> InfoRM:

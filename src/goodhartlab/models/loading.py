@@ -113,7 +113,7 @@ def _toy_model(source: str, role: Role, tok: Any, seed: int):
 
     from goodhartlab.models.toy import parse_toy_spec, toy_config
 
-    toy_role, size = parse_toy_spec(source)
+    _, size = parse_toy_spec(source)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if role == "policy":

@@ -34,7 +34,9 @@ class RewardOutput:
     logvar: torch.Tensor | None = None
 
 
-def reward_forward(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> RewardOutput:
+def reward_forward(
+    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> RewardOutput:
     """Score a right-padded batch with either kind of RM (grad flows if enabled)."""
     if isinstance(model, InfoRM):
         return RewardOutput(*model(input_ids, attention_mask))
@@ -55,7 +57,9 @@ def encode_for_reward(
     for prompt, response in zip(prompts, responses):
         p_ids = tokenizer(format_prompt(tokenizer, prompt, template), add_special_tokens=False)
         r_ids = tokenizer(response, add_special_tokens=False)["input_ids"] if response else []
-        rows.append([*(list(p_ids["input_ids"]) + list(r_ids))[: limit - 1], tokenizer.eos_token_id])
+        rows.append(
+            [*(list(p_ids["input_ids"]) + list(r_ids))[: limit - 1], tokenizer.eos_token_id]
+        )
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)

@@ -26,8 +26,12 @@ def _print_samples(summary: dict, samples: list[dict], world: dict) -> None:
     for col in ("prompt", "response", "eos", "gold"):
         table.add_column(col)
     for row in samples[:10]:
-        table.add_row(row["prompt"], row["response"], "yes" if row["ended"] else "no",
-                      f"{row.get('gold', float('nan')):.2f}")
+        table.add_row(
+            row["prompt"],
+            row["response"],
+            "yes" if row["ended"] else "no",
+            f"{row.get('gold', float('nan')):.2f}",
+        )
     console.print(table)
     if "gold_mean" in summary:
         console.print(
@@ -50,5 +54,7 @@ def run(cfg: DemoConfig, run_dir: RunDir, resume: bool = False) -> dict:
     _print_samples(summary, samples, world)  # 2
     result = {"sft": {k: v for k, v in summary.items()}, "teacher": world["teacher"]}
     run_dir.write_json("demo_summary.json", result)
-    print(f"outputs: {run_dir.path} (sft model: {summary['model_dir']}, summary: demo_summary.json)")
+    print(
+        f"outputs: {run_dir.path} (sft model: {summary['model_dir']}, summary: demo_summary.json)"
+    )
     return result

@@ -50,7 +50,9 @@ def json_safe(value: Any) -> Any:
 
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
     """Write JSON atomically; non-finite floats become null."""
-    return atomic_write_text(path, json.dumps(json_safe(obj), indent=indent, allow_nan=False) + "\n")
+    return atomic_write_text(
+        path, json.dumps(json_safe(obj), indent=indent, allow_nan=False) + "\n"
+    )
 
 
 @contextlib.contextmanager

@@ -27,7 +27,9 @@ SPECIALS: tuple[str, ...] = (PAD, BOS, EOS, SEP)
 
 # "[BOS] list three fruits [SEP]": the prompt format, stored as the tokenizer's chat template so
 # toy and real instruct models are formatted by the same `apply_chat_template` call.
-CHAT_TEMPLATE = "{{ bos_token }} {% for m in messages %}{{ m['content'] }} {% endfor %}{{ sep_token }}"
+CHAT_TEMPLATE = (
+    "{{ bos_token }} {% for m in messages %}{{ m['content'] }} {% endfor %}{{ sep_token }}"
+)
 
 ITEM_CATEGORY: dict[str, str] = {item: cat for cat, items in CATEGORIES.items() for item in items}
 MAX_K = len(NUMBER_WORDS)

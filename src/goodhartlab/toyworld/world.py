@@ -64,9 +64,7 @@ def _pairs(n: int, rng: np.random.Generator, spec: ToyWorldSpec) -> list[dict]:
     prompts = sample_prompts(n, rng)
     first, second = demonstrations(prompts, rng), demonstrations(prompts, rng)
     texts = [p.text for p in prompts]
-    labelled = label_pairs(
-        texts, first, second, rng, spec.label_temperature, spec.label_flip_prob
-    )
+    labelled = label_pairs(texts, first, second, rng, spec.label_temperature, spec.label_flip_prob)
     return [
         {
             "prompt": p.prompt,
