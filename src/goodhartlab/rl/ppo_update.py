@@ -1,0 +1,244 @@
+"""The one PPO update, shared by the language-model PPO and the gym PPO (DESIGN.md §2).
+
+Both callers hand over a batch of (B, T) tensors with a bool `mask` (True = counts): an LLM batch
+has one response per row (T tokens, right padding); a gym batch has one environment step per row
+(T = 1). Only `forward_fn` differs: it recomputes log-probs (and values, entropy) for a minibatch
+with gradient. The losses are token-level masked means over the whole minibatch (the trlx
+convention), so a row of T valid tokens weighs the same as T rows of one token: the LLM and gym
+paths give identical losses on identical tensors.
+
+Per minibatch: optionally whiten the advantages over its valid entries, split it into
+`grad_accum_steps` micro-batches whose losses are normalised by the *minibatch's* valid count (so
+the accumulated gradient equals the whole minibatch's gradient), clip the gradient norm, step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from goodhartlab.core.masked import masked_sum, normalize
+from goodhartlab.core.ppo import approx_kl, clip_fraction, policy_loss, value_loss
+from goodhartlab.core.regularize import (
+    SEED_EXP_LIMIT,
+    SEED_SQRT_CHI2_FLOOR,
+    LossDivergence,
+    loss_penalty,
+    sequence_log_ratio,
+)
+
+REQUIRED_KEYS = ("old_logprobs", "advantages", "mask")
+VALUE_KEYS = ("old_values", "returns")
+
+
+@dataclass(frozen=True)
+class PPOHyperparams:
+    """Settings of one PPO update. Defaults follow trlx as configured by Coste et al. (§5.1).
+
+    clip_eps_value None turns the value clip off; max_grad_norm None turns gradient clipping
+    off (the norm is still logged); whiten_advantages whitens per minibatch over valid entries.
+    """
+
+    epochs: int = 4
+    minibatch_size: int = 32
+    clip_eps: float = 0.2
+    clip_eps_value: float | None = 0.2
+    vf_coef: float = 1.0
+    ent_coef: float = 0.0
+    max_grad_norm: float | None = None
+    whiten_advantages: bool = False
+    grad_accum_steps: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "minibatch_size", "grad_accum_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"PPOHyperparams.{name} must be >= 1, got {getattr(self, name)}")
+        if self.clip_eps <= 0:
+            raise ValueError(f"PPOHyperparams.clip_eps must be > 0, got {self.clip_eps}")
+
+
+class ForwardOut(NamedTuple):
+    """What `forward_fn` returns for a minibatch of b rows: (b, T) tensors with gradient."""
+
+    logprobs: torch.Tensor
+    values: torch.Tensor | None = None
+    entropy: torch.Tensor | None = None
+
+
+Batch = dict[str, torch.Tensor]
+ForwardFn = Callable[[Batch], ForwardOut]
+ExtraLossFn = Callable[[Batch, ForwardOut], tuple[torch.Tensor, dict]]
+
+
+def _check_batch(batch: Batch) -> int:
+    missing = [k for k in REQUIRED_KEYS if k not in batch]
+    if missing:
+        raise ValueError(f"ppo_update batch is missing {missing}; it has {sorted(batch)}")
+    shape = batch["mask"].shape
+    if len(shape) != 2:
+        raise ValueError(f"batch['mask'] must be (B, T), got {tuple(shape)}")
+    for key in (*REQUIRED_KEYS, *VALUE_KEYS):
+        if key in batch and batch[key].shape != shape:
+            raise ValueError(
+                f"batch[{key!r}] has shape {tuple(batch[key].shape)}, mask {tuple(shape)}"
+            )
+    for key, value in batch.items():
+        if value.shape[0] != shape[0]:
+            raise ValueError(f"batch[{key!r}] has {value.shape[0]} rows, mask has {shape[0]}")
+    return int(shape[0])
+
+
+def _take(batch: Batch, rows: torch.Tensor) -> Batch:
+    return {key: value[rows] for key, value in batch.items()}
+
+
+def ppo_loss(
+    out: ForwardOut,
+    minibatch: Batch,
+    advantages: torch.Tensor,
+    hp: PPOHyperparams,
+    n_valid: torch.Tensor,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """policy + vf_coef·value − ent_coef·entropy, each Σ mask·term / n_valid.
+
+    Why: dividing by the valid count of the enclosing minibatch (not of this micro-batch) makes
+    the losses of micro-batches add up to the minibatch's masked mean.
+
+    Shape: out and minibatch (b, T), advantages (b, T), n_valid () -> scalar loss, metrics
+    """
+    mask = minibatch["mask"].bool()
+    old_logprobs = minibatch["old_logprobs"]
+
+    def mean(x: torch.Tensor) -> torch.Tensor:
+        return masked_sum(x, mask) / n_valid
+
+    pg = mean(policy_loss(out.logprobs, old_logprobs, advantages, hp.clip_eps))
+    total = pg
+    metrics = {
+        "loss/policy": pg.detach(),
+        "ppo/clip_frac": mean(clip_fraction(out.logprobs, old_logprobs, hp.clip_eps)),
+        "ppo/approx_kl": mean(approx_kl(out.logprobs, old_logprobs)),
+    }
+    if out.values is not None:
+        missing = [k for k in VALUE_KEYS if k not in minibatch]
+        if missing:
+            raise ValueError(f"forward_fn returned values but the batch has no {missing}")
+        old_values, returns = minibatch["old_values"], minibatch["returns"]
+        vf = mean(value_loss(out.values, old_values, returns, hp.clip_eps_value))
+        total = total + hp.vf_coef * vf
+        metrics["loss/value"] = vf.detach()
+        if hp.clip_eps_value is not None:
+            outside = (out.values.detach() - old_values).abs() > hp.clip_eps_value
+            metrics["ppo/value_clip_frac"] = mean(outside.to(pg.dtype))
+    if out.entropy is not None:
+        entropy = mean(out.entropy)
+        total = total - hp.ent_coef * entropy
+        metrics["ppo/entropy"] = entropy.detach()
+    elif hp.ent_coef != 0:
+        raise ValueError("ent_coef != 0 needs forward_fn to return entropy")
+    return total, metrics
+
+
+def _minibatch_step(
+    minibatch: Batch,
+    forward_fn: ForwardFn,
+    optimizer: torch.optim.Optimizer,
+    hp: PPOHyperparams,
+    extra_loss_fn: ExtraLossFn | None,
+) -> dict[str, torch.Tensor | float]:
+    mask = minibatch["mask"].bool()
+    n_rows = mask.shape[0]
+    advantages = minibatch["advantages"]
+    if hp.whiten_advantages:
+        advantages = normalize(advantages, mask)
+    n_valid = mask.sum().clamp_min(1).to(advantages.dtype)
+    optimizer.zero_grad(set_to_none=True)
+    stats: dict[str, torch.Tensor | float] = {}
+    for rows in torch.arange(n_rows, device=mask.device).chunk(hp.grad_accum_steps):
+        micro = _take(minibatch, rows)
+        out = forward_fn(micro)
+        loss, metrics = ppo_loss(out, micro, advantages[rows], hp, n_valid)
+        if extra_loss_fn is not None:
+            # row-weighted, so row-mean extra losses also add up to the minibatch's value
+            weight = rows.numel() / n_rows
+            extra, extra_metrics = extra_loss_fn(micro, out)
+            loss = loss + weight * extra
+            metrics["loss/extra"] = extra.detach() * weight
+            for key, value in extra_metrics.items():
+                metrics[key] = (value.detach() if torch.is_tensor(value) else value) * weight
+        loss.backward()
+        metrics["loss/total"] = loss.detach()
+        for key, value in metrics.items():
+            stats[key] = stats.get(key, 0.0) + value
+    params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    max_norm = hp.max_grad_norm if hp.max_grad_norm is not None else float("inf")
+    stats["ppo/grad_norm"] = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    optimizer.step()
+    return stats
+
+
+def ppo_update(
+    batch: Batch,
+    forward_fn: ForwardFn,
+    optimizer: torch.optim.Optimizer,
+    hp: PPOHyperparams,
+    generator: torch.Generator | None = None,
+    extra_loss_fn: ExtraLossFn | None = None,
+) -> dict[str, float]:
+    """hp.epochs passes over shuffled minibatches of hp.minibatch_size rows; one step each.
+
+    `batch` holds old_logprobs, advantages, mask (B, T), plus old_values and returns (B, T) when
+    forward_fn returns values, plus whatever forward_fn and extra_loss_fn read (leading dim B).
+    `extra_loss_fn(minibatch, out) -> (loss_term, metrics)` adds a regulariser (e.g.
+    `divergence_loss_fn`). Returns metrics averaged over all optimizer steps: loss/policy,
+    loss/value, loss/total, loss/extra, ppo/clip_frac, ppo/approx_kl, ppo/entropy,
+    ppo/value_clip_frac, ppo/grad_norm, and the extra metrics. The last step's gradients are
+    left in .grad.
+    """
+    n_rows = _check_batch(batch)
+    device = batch["mask"].device
+    sums: dict[str, torch.Tensor | float] = {}
+    n_steps = 0
+    for _ in range(hp.epochs):
+        gen_device = generator.device if generator is not None else None
+        order = torch.randperm(n_rows, generator=generator, device=gen_device).to(device)
+        for start in range(0, n_rows, hp.minibatch_size):
+            rows = order[start : start + hp.minibatch_size]
+            step = _minibatch_step(_take(batch, rows), forward_fn, optimizer, hp, extra_loss_fn)
+            for key, value in step.items():
+                sums[key] = sums.get(key, 0.0) + value
+            n_steps += 1
+    return {key: float(value) / n_steps for key, value in sums.items()}
+
+
+def divergence_loss_fn(
+    divergence: LossDivergence,
+    coef: float,
+    limit: float | None = SEED_EXP_LIMIT,
+    floor: float = SEED_SQRT_CHI2_FLOOR,
+) -> ExtraLossFn:
+    """extra_loss_fn for the fork's in-loss regularisers on the sequence log ratio (§6).
+
+    Reads `ref_logprobs` (B, T) and `mask` from the minibatch and the current logprobs from
+    forward_fn. "kl" and "chi2" are row means and add up exactly under gradient accumulation;
+    "sqrt_chi2" takes the root after the mean, so it depends on the micro-batch size (as in the
+    seed, where it depends on the minibatch size). Logs regularization/{kl, chi2,
+    ratio_clipfrac, inv_ratio_clipfrac}.
+    """
+
+    def extra(minibatch: Batch, out: ForwardOut) -> tuple[torch.Tensor, dict]:
+        if "ref_logprobs" not in minibatch:
+            raise ValueError("an in-loss divergence needs batch['ref_logprobs'] (B, T)")
+        seq = sequence_log_ratio(out.logprobs, minibatch["ref_logprobs"], minibatch["mask"])
+        penalty = loss_penalty(seq, divergence, coef, limit, floor)
+        return penalty.loss, {
+            "regularization/kl": penalty.kl,
+            "regularization/chi2": penalty.chi2,
+            "regularization/ratio_clipfrac": penalty.ratio_clipfrac,
+            "regularization/inv_ratio_clipfrac": penalty.inv_ratio_clipfrac,
+        }
+
+    return extra
