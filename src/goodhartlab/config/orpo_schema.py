@@ -1,0 +1,116 @@
+"""Typed configuration of `goodhart orpo` (occupancy-measure regularized PPO on gym envs).
+
+"ORPO" here is occupancy-measure regularized policy optimization (Laidlaw et al., "Correlated
+Proxies"), not TRL's odds-ratio preference optimization. The top-level keys keep the seed's names
+(`om_divergence_type`, `om_divergence_coeffs`, `use_action_for_disc`,
+`action_dist_divergence_coeff`, `reward_fun`, `env`). The defaults are the tomato run at full
+demo size (configs/orpo/toy.yaml must equal them). Import-light: dataclasses only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from goodhartlab.config.schemas import _f
+
+
+@dataclass
+class OrpoPPOConfig:
+    lr: float = _f(1e-3, "Adam learning rate (spec tomato 1e-3)")
+    epochs: int = _f(8, "passes over each batch (num_sgd_iter)")
+    minibatch_size: int = _f(256, "env steps per minibatch")
+    clip_eps: float = _f(0.2, "PPO ratio clip (spec 0.05 with 500 iterations; see docs/orpo.md)")
+    vf_coef: float = _f(0.5, "value-loss weight")
+    vf_clip: float | None = _f(None, "value clip around old values (null = off)")
+    entropy_coef: float = _f(0.01, "entropy bonus")
+    max_grad_norm: float = _f(0.5, "global gradient-norm clip")
+    gae_lambda: float = _f(0.98, "GAE lambda")
+    gamma: float | None = _f(None, "discount (null = the env's, 0.99)")
+
+
+@dataclass
+class DiscriminatorConfig:
+    width: int = _f(256, "hidden width (spec 256)")
+    depth: int = _f(2, "hidden layers (spec 2)")
+    epochs: int = _f(2, "passes over (current + base) data per iteration")
+    minibatch_size: int = _f(256, "samples per discriminator step")
+    lr: float | None = _f(None, "Adam lr (null = ppo.lr, as the seed)")
+    grad_clip: float | None = _f(None, "gradient-norm clip")
+    wgan_weight_clip: float = _f(0.01, "wasserstein: clamp weights after each iteration")
+
+
+@dataclass
+class BCConfig:
+    episodes: int = _f(32, "scripted-controller episodes to clone")
+    epochs: int = _f(30, "passes over the dataset")
+    minibatch_size: int = _f(512, "samples per step")
+    lr: float = _f(1e-3, "Adam learning rate")
+    entropy_coef: float = _f(0.0, "entropy bonus (spec: 1 for glucose)")
+    controller_eps: float = _f(0.0, "tomato: fraction of random actions in the scripted data")
+
+
+@dataclass
+class EvalConfig:
+    episodes: int = _f(256, "final evaluation episodes (95% intervals)")
+
+
+@dataclass
+class OrpoConfig:
+    algo: Literal["orpo", "bc"] = _f("orpo", "orpo = (regularized) PPO; bc = clone a controller")
+    env: Literal["tomato", "glucose"] = _f("tomato", "environment (envs.ENVS)")
+    reward_fun: Literal["proxy", "true"] = _f("proxy", "training reward")
+    env_horizon: int | None = _f(None, "episode length override (null = the env's)")
+    seed: int = _f(0, "seed of init, sampling and env resets")
+    device: str = _f("auto", "'auto' (CUDA if present), 'cpu', 'cuda:0', ...")
+    iterations: int = _f(40, "PPO iterations")
+    num_envs: int = _f(32, "current-policy envs per iteration")
+    base_num_envs: int = _f(32, "envs per base policy per iteration (half the batch, as the seed)")
+    rollout_steps: int = _f(100, "steps per env per iteration (tomato: one episode)")
+    hidden: list[int] = field(
+        default_factory=lambda: [64, 64], metadata={"help": "policy/value MLP widths"}
+    )
+    init_policy: str | None = _f(
+        None, "null = random init, 'base' = copy of base policy 0, or a policy dir"
+    )
+    base_policies: list[str] = field(
+        default_factory=lambda: ["auto"],
+        metadata={"help": "base policy dirs; 'auto' builds the env's default base (spec §4.2)"},
+    )
+    om_divergence_type: Literal["kl", "chi2", "sqrt_chi2", "tv", "wasserstein"] = _f(
+        "sqrt_chi2", "OM divergence (shared by all base policies)"
+    )
+    om_divergence_coeffs: list[float] = field(
+        default_factory=lambda: [0.2],
+        metadata={"help": "scale-free OM coefficient per base policy (< 0: push away)"},
+    )
+    use_action_for_disc: bool = _f(True, "state-action OM (true) or state OM (false)")
+    action_dist_divergence_coeff: float = _f(0.0, "scale-free AD coefficient (loss term)")
+    action_dist_divergence_type: Literal["kl", "chi2", "sqrt_chi2"] = _f("kl", "AD divergence")
+    scale_coeffs: bool = _f(True, "multiply coefficients by the env's reward scale (spec §4.3)")
+    ppo: OrpoPPOConfig = field(default_factory=OrpoPPOConfig, metadata={"help": "PPO settings"})
+    discriminator: DiscriminatorConfig = field(
+        default_factory=DiscriminatorConfig, metadata={"help": "OM discriminator"}
+    )
+    bc: BCConfig = field(
+        default_factory=BCConfig,
+        metadata={"help": "behaviour cloning (algo=bc and glucose 'auto' base)"},
+    )
+    base_iterations: int = _f(3, "tomato 'auto' base: PPO iterations on the true reward")
+    base_randomness_eps: float = _f(0.1, "tomato 'auto' base: random-action prob while training")
+    eval: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "evaluation"})
+    checkpoint_every: int = _f(10, "iterations between checkpoints")
+    keep_checkpoints: int = _f(2, "checkpoints kept")
+
+    def __post_init__(self) -> None:
+        if self.algo == "orpo" and len(self.om_divergence_coeffs) != len(self.base_policies):
+            raise ValueError(
+                "om_divergence_coeffs: need one coefficient per base policy "
+                f"({len(self.base_policies)}), got {len(self.om_divergence_coeffs)}"
+            )
+        if self.init_policy == "base" and not self.base_policies:
+            raise ValueError("init_policy: 'base' needs a base policy")
+        if self.action_dist_divergence_coeff != 0 and len(self.base_policies) != 1:
+            raise ValueError("action_dist_divergence_coeff: needs exactly one base policy")
+        if self.rollout_steps < 1 or self.iterations < 0 or self.num_envs < 1:
+            raise ValueError("rollout_steps, iterations and num_envs must be positive")
