@@ -1,0 +1,155 @@
+"""Batched sampling from a causal LM with a KV cache: response ids, masks and per-token logprobs.
+
+Why our own loop instead of `model.generate`: PPO needs the log-probability of every sampled
+token, and the toy world's policies are so small that `generate()`'s per-step machinery (logits
+processors, stopping criteria, cache bookkeeping) costs more than the model itself. One prompt
+forward pass fills the cache; each step then feeds one token per row. Rows that emitted eos keep
+being fed pad (masked out) until every row is done or the token limit is reached.
+
+Conventions: prompts are left-padded (`data.encoding.encode_prompts`), so position ids are the
+running count of real tokens; responses are right-padded with `pad_token_id`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The result of `sample` for B prompts and at most T new tokens.
+
+    Shape: prompt_ids/prompt_mask (B, P); response_ids/response_mask/logprobs (B, T);
+    ended (B,). response_mask is True on generated tokens, the eos included; logprobs are
+    log-probabilities of the sampled tokens under the distribution sampled from
+    (softmax(logits / temperature) after top-k / top-p), 0 where the mask is False.
+    """
+
+    prompt_ids: torch.Tensor
+    prompt_mask: torch.Tensor
+    response_ids: torch.Tensor
+    response_mask: torch.Tensor
+    logprobs: torch.Tensor
+    ended: torch.Tensor
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Set logits outside the top-k tokens, or outside the smallest set of mass >= top_p, to -inf.
+
+    Shape: logits (B, V) -> (B, V). The most likely token always survives.
+    """
+    if top_k > 0 and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = sorted_logits.softmax(dim=-1)
+        # drop a token when the mass strictly before it already reaches top_p
+        drop_sorted = (probs.cumsum(dim=-1) - probs) >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def _forward_arguments(model: Any) -> tuple[str, dict[str, int]]:
+    """The KV-cache argument's name and the prompt pass's "last logits only" option.
+
+    Why: transformers 5 names the cache `cache` (4.x: `past_key_values`) and the option
+    `logits_to_keep` (early 4.x: `num_logits_to_keep`, older: none).
+    """
+    params = inspect.signature(model.forward).parameters
+    cache_arg = "cache" if "cache" in params else "past_key_values"
+    keep = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
+    return cache_arg, ({keep: 1} if keep else {})
+
+
+def _next_token(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample (or take the argmax when temperature is 0) and return (token, its logprob)."""
+    logits = logits.float()
+    if temperature == 0:
+        logprobs = logits.log_softmax(dim=-1)
+        token = logits.argmax(dim=-1)
+    else:
+        logprobs = filter_logits(logits / temperature, top_k, top_p).log_softmax(dim=-1)
+        token = torch.multinomial(logprobs.exp(), 1, generator=generator).squeeze(-1)
+    return token, logprobs.gather(-1, token[:, None]).squeeze(-1)
+
+
+@torch.no_grad()  # not inference_mode: PPO feeds these tensors into autograd later
+def sample(
+    model: Any,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    *,
+    max_new_tokens: int,
+    eos_token_id: int,
+    pad_token_id: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Generation:
+    """Sample up to `max_new_tokens` per left-padded prompt, stopping each row at eos.
+
+    Deterministic for a seeded `generator` on the same device. The model's train/eval mode is
+    left as it is (callers put frozen policies in eval mode; dropout stays theirs to choose).
+    """
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    batch = prompt_ids.shape[0]
+    device = prompt_ids.device
+    attention = prompt_mask.long()
+    positions = (attention.cumsum(dim=1) - 1).clamp_min(0)
+    cache_arg, last_logits_only = _forward_arguments(model)
+    out = model(
+        input_ids=prompt_ids,
+        attention_mask=attention,
+        position_ids=positions,
+        use_cache=True,
+        **last_logits_only,
+    )
+    cache = out.get(cache_arg)
+    next_position = positions[:, -1:] + 1
+    tokens = torch.full((batch, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
+    logprobs = torch.zeros((batch, max_new_tokens), dtype=torch.float32, device=device)
+    mask = torch.zeros((batch, max_new_tokens), dtype=torch.bool, device=device)
+    rows = torch.arange(batch, device=device)  # rows still generating, into the full batch
+    for t in range(max_new_tokens):
+        token, token_logprob = _next_token(out.logits[:, -1], temperature, top_k, top_p, generator)
+        tokens[rows, t] = token
+        logprobs[rows, t] = token_logprob
+        mask[rows, t] = True
+        alive = token != eos_token_id
+        if t + 1 == max_new_tokens or not bool(alive.any()):
+            break
+        if not bool(alive.all()):
+            # Drop finished rows from the batch and the cache: later steps cost what the
+            # unfinished rows need, not what the longest row needs times the whole batch.
+            keep = alive.nonzero().squeeze(1)
+            rows, token, attention = rows[keep], token[keep], attention[keep]
+            next_position = next_position[keep]
+            cache.reorder_cache(keep)
+        attention = torch.cat([attention, attention.new_ones((len(rows), 1))], dim=1)
+        out = model(
+            input_ids=token[:, None],
+            attention_mask=attention,
+            position_ids=next_position,
+            use_cache=True,
+            **{cache_arg: cache},
+        )
+        cache = out.get(cache_arg)
+        next_position = next_position + 1
+    ended = ((tokens == eos_token_id) & mask).any(dim=1)
+    return Generation(prompt_ids, prompt_mask, tokens, mask, logprobs, ended)
