@@ -189,6 +189,8 @@ def ensemble_members(source: str | Path) -> list[Path]:
     if manifest.name == MANIFEST and manifest.exists():
         rows = json.loads(manifest.read_text())["members"]
         return [manifest.parent / row["path"] for row in rows]
+    if path.is_dir() and not (path / "config.json").exists() and (path / "model").is_dir():
+        return [path / "model"]  # a member dir of a train-rm run (rm_seed{s}/)
     if path.is_dir():
         return [path]
     raise input_error("no reward model or ensemble manifest here", path)
@@ -202,3 +204,17 @@ def load_reward_models(sources: str | Path | Sequence[str | Path], **kwargs: Any
     paths = [member for item in items for member in ensemble_members(item)]
     loaded = [load_reward_model(str(p), **kwargs) for p in paths]
     return [(freeze(model), tok) for model, tok in loaded]
+
+
+def write_score_stats(model_dir: str | Path, score_mean: float, score_std: float) -> Path:
+    """Store eval score mean/std in a saved RM's config (config.json, or inform_config.json)."""
+    from goodhartlab.models.inform import INFORM_CONFIG
+    from goodhartlab.runs.atomic import atomic_write_json
+
+    path = Path(model_dir)
+    target = path / INFORM_CONFIG if is_inform_dir(path) else path / "config.json"
+    if not target.exists():
+        raise input_error("not a saved reward model (no config.json)", path)
+    config = json.loads(target.read_text())
+    config["score_mean"], config["score_std"] = float(score_mean), float(score_std)
+    return atomic_write_json(target, config)
