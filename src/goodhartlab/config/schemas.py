@@ -158,3 +158,33 @@ class TrainRMConfig:
         metadata={"help": "optimizer"},
     )
     train: RMTrainConfig = _f(RMTrainConfig, "loop")
+
+
+@dataclass
+class RMEvalDataConfig:
+    eval: str = _f("toy", "'toy' (policy-sample pairs labelled by gold) or a preference file")
+    policy: str = _f("toy:sft", "policy whose samples form toy pairs; 'toy:sft' = cached toy SFT")
+    n_eval_pairs: int = _f(2000, "toy held-out pairs")
+    label_temperature: float = _f(1.0, "Bradley–Terry temperature of gold labels")
+    prompt_key: str | None = _f("prompt", "prompt column (null: implicit prompt)")
+    chosen_key: str = _f("chosen", "preferred response column")
+    rejected_key: str = _f("rejected", "other response column")
+    template: str | None = _f(None, "prompt template; default: tokenizer's chat template")
+    generation: GenerationConfig = _f(GenerationConfig, "sampling of toy policy pairs")
+    toy: ToyWorldSpec = _f(ToyWorldSpec, "toy world prompts (seed) for toy pairs")
+
+
+@dataclass
+class EnsembleAggregateConfig:
+    method: Literal["mean", "wco", "uwo"] = _f("mean", "how member scores combine")
+    uwo_coef: float = _f(0.5, "UWO: mean − uwo_coef·variance across members")
+    ddof: int = _f(0, "variance ddof (the seeds: 0 for best-of-n, 1 for PPO)")
+
+
+@dataclass
+class EvaluateRMConfig:
+    rm: str = _f("", "RM dir, ensemble.json, or a train-rm run dir (all its members)")
+    device: str = _f("auto", "'auto', 'cpu', 'cuda:0', ...")
+    data: RMEvalDataConfig = _f(RMEvalDataConfig, "held-out pairs")
+    ensemble: EnsembleAggregateConfig = _f(EnsembleAggregateConfig, "ensemble aggregation")
+    write_score_stats: bool = _f(True, "write eval score mean/std into each RM's saved config")

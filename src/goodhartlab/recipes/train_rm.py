@@ -1,0 +1,244 @@
+"""`goodhart train-rm`: Bradley–Terry (or InfoRM) reward models, one per seed, plus evaluation.
+
+Reads top to bottom: 1 preference pairs (toy: two samples of the SFT policy per prompt, labelled
+by gold with Bradley–Terry sampling and label flips; or the user's file), 2 the length paper's
+data interventions (cartography truncation, random-pair augmentation, length balancing, in the
+seed's order), 3 train one member per seed (checkpoints, resume), 4 evaluate each member and write
+the ensemble manifest. Members load with `AutoModelForSequenceClassification` (BT) or
+`models.load_reward_model` (InfoRM).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from goodhartlab.config.schemas import TrainRMConfig
+from goodhartlab.data.formats import Preference
+from goodhartlab.recipes.evaluate_rm import (
+    PairSet,
+    ensemble_disagreement,
+    evaluate_member,
+    print_report,
+    read_pair_file,
+    sample_policy_pairs,
+)
+from goodhartlab.runs import RunDir
+
+CARTO_FILE = "cartography.jsonl"
+
+
+def sample_toy_pairs(cfg: TrainRMConfig, run: RunDir) -> dict[str, PairSet]:
+    """Step 1 (toy): sample two responses per prompt from the policy and label them by gold."""
+    from goodhartlab.data.records import write_jsonl_atomic
+    from goodhartlab.models import load_policy
+    from goodhartlab.toyworld.cache import resolve_source
+
+    data = cfg.data
+    policy, tok = load_policy(resolve_source(data.policy, data.toy.seed), device=cfg.device)
+    rng = np.random.default_rng(data.toy.seed + 17)
+    out = {}
+    for split, n, flip in (
+        ("train", data.n_train_pairs, data.label_flip_prob),
+        ("eval", data.n_eval_pairs, 0.0),
+    ):
+        out[split], rows = sample_policy_pairs(
+            policy, tok, n, rng, seed=data.toy.seed + (split == "eval"), gen=data.generation,
+            template=data.template, label_temperature=data.label_temperature, flip_prob=flip,
+        )  # fmt: skip
+        write_jsonl_atomic(run.file(f"prefs_{split}.jsonl"), rows)
+    return out
+
+
+def load_pairs(cfg: TrainRMConfig, run: RunDir) -> dict[str, PairSet]:
+    """Step 1: toy pairs (made once, reused on resume) or the user's preference files."""
+    data = cfg.data
+    made = all(run.file(f"prefs_{s}.jsonl").exists() for s in ("train", "eval"))
+    if "toy" in (data.train, data.eval) and not made:
+        return sample_toy_pairs(cfg, run)
+    sets = {}
+    for split in ("train", "eval"):
+        value = getattr(data, split)
+        path = run.file(f"prefs_{split}.jsonl") if value == "toy" else value
+        sets[split] = read_pair_file(path, data.prompt_key, data.chosen_key, data.rejected_key)
+    return sets
+
+
+def apply_interventions(cfg: TrainRMConfig, pairs: PairSet, tok: Any) -> tuple[PairSet, dict]:
+    """Step 2: cartography truncation -> random-pair augmentation -> length balancing."""
+    from goodhartlab.data import cartography, length_debias
+
+    def n_tokens(text: str) -> int:
+        return len(tok(text, add_special_tokens=False)["input_ids"])
+
+    rng = np.random.default_rng(100)  # the length paper's seed
+    prefs, info = pairs.pairs, {"n_pairs_in": len(pairs.pairs)}
+    info["length_before"] = vars(length_debias.length_stats(prefs, n_tokens))
+    keep = np.arange(len(prefs))
+    if cfg.data.carto_file:
+        stats = cartography.load_stats(cfg.data.carto_file)
+        keep = np.asarray(
+            cartography.confidence_keep_indices(
+                stats, len(prefs), cfg.data.carto_low, cfg.data.carto_high
+            )
+        )
+        prefs = [prefs[i] for i in keep]
+    if cfg.data.rand_ratio > 0:
+        prefs = length_debias.rand_ratio_augment(prefs, cfg.data.rand_ratio, rng)
+    if cfg.data.balance_len:
+        prefs = length_debias.balance_len(prefs, n_tokens, rng)
+    info["n_pairs_out"] = len(prefs)
+    info["length_after"] = vars(length_debias.length_stats(prefs, n_tokens))
+    return PairSet(prefs), info
+
+
+def encode_pairs(tok: Any, pairs: list[Preference], cfg: TrainRMConfig, device: Any):
+    """Chosen rows then rejected rows in one right-padded batch (one forward pass per step)."""
+    from goodhartlab.models.reward import encode_for_reward
+
+    prompts = [p.prompt for p in pairs] * 2
+    responses = [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    return encode_for_reward(
+        tok, prompts, responses, cfg.data.template, cfg.data.max_length, device
+    )
+
+
+def step_loss(cfg: TrainRMConfig, model: Any, tok: Any, pairs: list[Preference], device: Any):
+    """Mean BT (+ β·KL for InfoRM) loss of a batch; returns (loss, chosen-minus-rejected margins)."""
+    import torch
+
+    from goodhartlab.core.bottleneck import gaussian_kl
+    from goodhartlab.core.preference import bradley_terry_loss
+    from goodhartlab.models.reward import reward_forward
+
+    out = reward_forward(model, *encode_pairs(tok, pairs, cfg, device))
+    chosen, rejected = out.scores.chunk(2)
+    margin = None
+    if cfg.loss.use_margin:
+        margin = torch.tensor([p.margin or 0.0 for p in pairs], device=device)
+    per_pair = bradley_terry_loss(
+        chosen, rejected, margin=margin, l2_coef=cfg.loss.l2_coef, center_coef=cfg.loss.center_coef
+    )
+    loss = per_pair.mean()
+    kl = None
+    if out.mu is not None:
+        kl = gaussian_kl(out.mu, out.logvar, mode=cfg.inform.kl_mode).mean()
+        loss = loss + cfg.inform.beta * kl
+    return loss, (chosen - rejected).detach(), kl
+
+
+def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, resume: bool):
+    """Step 3: train one member in RUN/rm_seed{seed}/ (its own metrics and checkpoints)."""
+    import torch
+
+    from goodhartlab.config import dump_config
+    from goodhartlab.data.cartography import CartographyLog
+    from goodhartlab.models.inform import InfoRMConfig
+    from goodhartlab.models.reward import load_reward_model
+    from goodhartlab.recipes.sft import batch_order, lr_at
+    from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
+    from goodhartlab.runs.progress import progress_bar
+    from goodhartlab.toyworld.cache import resolve_source
+
+    path = run.file(f"rm_seed{seed}")
+    resume = resume and (path / "config.yaml").exists()  # killed before this member began
+    member = RunDir.prepare(path, dump_config(cfg), resume=resume)
+    ckpt = member.latest_checkpoint() if resume else None
+    ic = cfg.inform
+    inform = InfoRMConfig(ic.latent_dim, ic.decoder) if ic.enabled and ckpt is None else None
+    source = str(ckpt) if ckpt else resolve_source(cfg.model.source, cfg.data.toy.seed)
+    model, tok = load_reward_model(source, device=cfg.device, dtype=cfg.model.dtype, seed=seed,
+                                   inform=inform, trust_remote_code=cfg.model.trust_remote_code)  # fmt: skip
+    device = next(model.parameters()).device
+    noise = None
+    if ic.enabled:  # the bottleneck's reparameterization noise, seeded per member
+        noise = model.noise_generator = torch.Generator(device=device).manual_seed(seed)
+    steps = batch_order(len(train.pairs), cfg.train.batch_size, cfg.train.epochs, seed)
+    per_epoch = -(-len(train.pairs) // cfg.train.batch_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=(0.9, 0.95),
+                            weight_decay=cfg.optim.weight_decay)  # fmt: skip
+    start, carto = 0, CartographyLog()
+    if ckpt:
+        start = load_checkpoint_state(ckpt, opt, noise)[0]
+        member.truncate_metrics_after(start)
+        if (ckpt / CARTO_FILE).exists():
+            carto = CartographyLog.load(ckpt / CARTO_FILE)
+    model.train()
+    with progress_bar(f"rm seed {seed}", len(steps) - start) as advance:
+        for step in range(start, len(steps)):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, len(steps), cfg.optim)
+            batch = [train.pairs[i] for i in steps[step]]
+            loss, margins, kl = step_loss(cfg, model, tok, batch, device)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if cfg.train.log_cartography:  # margins as rew_chosen − 0: the log keeps differences
+                carto.record(step // per_epoch, steps[step], margins.cpu(), np.zeros(len(batch)))
+            metrics = {"loss/total": loss.item(), "rm/train_accuracy": (margins > 0).float().mean()}
+            if kl is not None:
+                metrics["loss/ib_kl"] = kl.item()
+            member.log(step + 1, {k: float(v) for k, v in metrics.items()})
+            if (step + 1) % cfg.train.checkpoint_every == 0 and step + 1 < len(steps):
+                save_checkpoint(member.checkpoint_dir(step + 1), model, tok, opt, step + 1, noise)
+                carto.save(member.checkpoint_dir(step + 1) / CARTO_FILE)
+                member.mark_latest(step + 1)
+            advance(1, info=f"loss {loss.item():.3f}")
+    model.eval()
+    if cfg.train.log_cartography:
+        from goodhartlab.data.cartography import save_stats
+
+        carto.save(member.file(CARTO_FILE))
+        # Confidence = mean over epochs of σ(margin) (Swayamdipta et al.); usable as carto_file.
+        save_stats(member.file("cartography_stats.jsonl"), carto.stats())
+    return model, tok, member
+
+
+def run(cfg: TrainRMConfig, run_dir: RunDir, resume: bool = False) -> dict:
+    """The whole recipe; writes RUN/rm_summary.json and RUN/ensemble.json."""
+    from goodhartlab.models import load_tokenizer
+    from goodhartlab.models.reward import (
+        load_reward_model,
+        save_reward_model,
+        write_ensemble_manifest,
+    )
+    from goodhartlab.toyworld.cache import resolve_source
+
+    sets = load_pairs(cfg, run_dir)  # 1
+    tok = load_tokenizer(resolve_source(cfg.model.source, cfg.data.toy.seed))
+    train, info = apply_interventions(cfg, sets["train"], tok)  # 2
+    summary: dict[str, Any] = {"data": info, "members": {}, "train_seconds": {}}
+    members = []
+    for seed in cfg.seeds:  # 3
+        member_dir = run_dir.file(f"rm_seed{seed}")
+        model_dir, done = member_dir / "model", member_dir / "rm_eval.json"
+        if resume and done.exists() and (model_dir / "config.json").exists():
+            model, mtok = load_reward_model(str(model_dir), device=cfg.device)
+            model.eval()
+            result = json.loads(done.read_text())
+        else:
+            tic, cpu = time.perf_counter(), time.process_time()
+            model, mtok, member = train_member(cfg, seed, train, run_dir, resume)
+            summary["train_seconds"][seed] = {
+                "wall": round(time.perf_counter() - tic, 2),
+                "cpu": round(time.process_time() - cpu, 2),  # all threads of this process
+            }
+            plot = member.file("proxy_vs_gold.png")
+            result = evaluate_member(model, mtok, sets["eval"], cfg.data.template, plot)  # 4
+            save_reward_model(model, mtok, model_dir, result["score_mean"], result["score_std"])
+            member.write_json("rm_eval.json", result)
+        summary["members"][seed] = result
+        members.append((model, mtok))
+    write_ensemble_manifest(
+        run_dir.file("ensemble.json"),
+        [{"seed": s, "path": f"rm_seed{s}/model"} for s in cfg.seeds],
+    )
+    if len(members) > 1 and sets["eval"].gold_chosen is not None:
+        summary["ensemble"] = ensemble_disagreement(members, sets["eval"], cfg.data.template)
+    run_dir.write_json("rm_summary.json", summary)
+    print_report(summary)
+    return summary

@@ -1,0 +1,72 @@
+"""The cached toy SFT policy behind the source name "toy:sft".
+
+Why: recipes default their inputs to the toy world (DESIGN.md §4), so `goodhart train-rm` or
+`goodhart ppo` with no arguments needs an SFT policy; it is trained once with the SFT defaults
+and reused from `$GOODHART_CACHE` (default ~/.cache/goodhartlab).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TOY_SFT = "toy:sft"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("GOODHART_CACHE", Path.home() / ".cache" / "goodhartlab"))
+
+
+def cached_toy_sft(seed: int = 0) -> Path:
+    """Directory of the toy SFT policy for `seed`, training it (resumably) when missing."""
+    from goodhartlab.config import dump_config
+    from goodhartlab.config.schemas import SFTConfig
+    from goodhartlab.recipes import sft
+    from goodhartlab.runs import RunDir
+
+    out = cache_root() / f"toy-sft-seed{seed}"
+    model = sft.model_path(out)
+    if (model / "config.json").exists():
+        return model
+    cfg = SFTConfig(seed=seed)
+    print(f"training the toy SFT policy once into {out} (reused afterwards)")
+    run = RunDir.prepare(out, dump_config(cfg), resume=(out / "config.yaml").exists())
+    sft.run(cfg, run, resume=(out / "checkpoints" / "latest").exists())
+    return model
+
+
+def resolve_source(source: str, seed: int = 0) -> str:
+    """Map "toy:sft" to the cached policy directory; other sources pass through."""
+    return str(cached_toy_sft(seed)) if source == TOY_SFT else source
+
+
+TOY_RM_ENSEMBLE = "toy:rm-ensemble"
+TOY_RM = "toy:rm"  # member seed 1 of the cached ensemble: the single-RM default
+TOY_RM_SEEDS = (1, 2, 3, 4, 5)
+
+
+def cached_toy_rm_ensemble() -> Path:
+    """Run dir of the toy 5-seed reward-model ensemble (train-rm defaults), trained once."""
+    from goodhartlab.config import dump_config
+    from goodhartlab.config.schemas import TrainRMConfig
+    from goodhartlab.recipes import train_rm
+    from goodhartlab.runs import RunDir
+
+    out = cache_root() / "toy-rm-ensemble"
+    if (out / "ensemble.json").exists():
+        return out
+    cfg = TrainRMConfig(seeds=list(TOY_RM_SEEDS))
+    print(f"training the toy reward-model ensemble once into {out} (reused afterwards)")
+    run = RunDir.prepare(out, dump_config(cfg), resume=(out / "config.yaml").exists())
+    train_rm.run(cfg, run, resume=(out / "config.yaml").exists())
+    return out
+
+
+def resolve_reward_source(source: str) -> str:
+    """Map "toy:rm-ensemble" to the cached ensemble's run dir and "toy:rm" to its seed-1 member;
+    other sources pass through."""
+    if source == TOY_RM_ENSEMBLE:
+        return str(cached_toy_rm_ensemble())
+    if source == TOY_RM:
+        return str(cached_toy_rm_ensemble() / f"rm_seed{TOY_RM_SEEDS[0]}" / "model")
+    return source
