@@ -134,7 +134,7 @@ def train(cfg: SFTConfig, run: RunDir, model: Any, tok: Any, data: SFTData, resu
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
             opt.step()
             opt.zero_grad(set_to_none=True)
-            loss_value = float(loss)
+            loss_value = float(loss.detach())
             done = step + 1
             metrics = {"loss/train": loss_value, "lr": opt.param_groups[0]["lr"]}
             if done % cfg.train.eval_every == 0 or done == len(steps):

@@ -1,0 +1,329 @@
+"""`goodhart bon`: best-of-n curves of proxy and gold for single RMs and ensemble objectives.
+
+Reads top to bottom: 1 scored generations (sample N answers per prompt from a policy and score
+gold, or load a file: ours, with its proxy scores, or the seeds' `gold_labelled_gens` layout),
+2 proxy scores of every RM member (scored once, stored in RUN/scored_generations.jsonl and reused
+by later runs that point `generations` at it), 3 the unbiased best-of-n curve per member and
+per ensemble objective (mean, WCO, UWO per λ; gold reordered with the ensemble's ranking, unlike
+the seed), 4 result files in the seeds' layout, a summary table and plots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from goodhartlab.config.bon_schema import BonConfig
+from goodhartlab.runs import RunDir
+
+SCORED_FILE = "scored_generations.jsonl"
+RESULTS_FILE = "bon_sampled_results.json"
+
+
+@dataclass
+class Scored:
+    """N answers per prompt, in generation order, with every score known so far.
+
+    Shape: answers P lists of N; ended (P, N) bool or None (unknown); gold (P, N) or None;
+    proxy maps a member key (its resolved path) to (P, N).
+    """
+
+    prompts: list[str]
+    answers: list[list[str]]
+    ended: np.ndarray | None = None
+    gold: np.ndarray | None = None
+    proxy: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def rows(self) -> list[dict[str, Any]]:
+        out = []
+        for p, prompt in enumerate(self.prompts):
+            row: dict[str, Any] = {"prompt": prompt, "answers": self.answers[p]}
+            if self.ended is not None:
+                row["ended"] = self.ended[p].tolist()
+            if self.gold is not None:
+                row["gold_scores"] = self.gold[p].tolist()
+            row["proxy_scores"] = {k: v[p].tolist() for k, v in self.proxy.items()}
+            out.append(row)
+        return out
+
+
+def save_scored(run: RunDir, scored: Scored) -> Path:
+    from goodhartlab.data.records import write_jsonl_atomic
+
+    return write_jsonl_atomic(run.file(SCORED_FILE), scored.rows())
+
+
+def load_scored(path: str | Path) -> Scored:
+    """Our scored file (with ended and proxy_scores) or the seeds' layout (gold only)."""
+    from goodhartlab.data.formats import load_scored_generations, messages_to_text
+    from goodhartlab.data.records import read_records
+
+    gens = load_scored_generations(path)
+    n = gens.gold_scores.shape[1]
+    prompts = [p if isinstance(p, str) else messages_to_text(p, True) for p in gens.prompts]
+    records = read_records(path)
+    ended, proxy = None, {}
+    if "ended" in records[0].data:
+        ended = np.array([_fixed_list(r, "ended", n) for r in records], dtype=bool)
+    if "proxy_scores" in records[0].data:
+        keys = list(records[0].data["proxy_scores"])
+        for key in keys:
+            proxy[key] = np.array(
+                [
+                    [r.as_number(x, f"proxy_scores.{key}") for x in _member(r, key, n)]
+                    for r in records
+                ]
+            )
+    return Scored(prompts, gens.answers, ended, gens.gold_scores, proxy)
+
+
+def _fixed_list(rec: Any, key: str, n: int) -> list[Any]:
+    values = rec.sequence(key)
+    if len(values) != n:
+        raise rec.error(f"has {len(values)} entries, answers has {n}", key)
+    return values
+
+
+def _member(rec: Any, key: str, n: int) -> list[Any]:
+    scores = rec.data["proxy_scores"]
+    if not isinstance(scores, dict) or key not in scores:
+        raise rec.error(
+            f"proxy_scores has no member {key!r} (the first row has it)", "proxy_scores"
+        )
+    if not isinstance(scores[key], list) or len(scores[key]) != n:
+        raise rec.error(f"must be a list of {n} numbers", f"proxy_scores.{key}")
+    return scores[key]
+
+
+def sample_generations(cfg: BonConfig) -> Scored:
+    """Step 1 (sampling): N answers per prompt from the policy, with eos flags."""
+    from goodhartlab.data.formats import load_prompts, messages_to_text
+    from goodhartlab.models import load_policy
+    from goodhartlab.rollout.sampling import sample_texts
+    from goodhartlab.runs.progress import progress_bar
+    from goodhartlab.toyworld.cache import resolve_source
+    from goodhartlab.toyworld.teacher import sample_prompts
+
+    g = cfg.generate
+    if g.prompts == "toy":
+        # a stream apart from the SFT/RM training prompts (those use seeds 0.. and +17)
+        prompts = [
+            p.text for p in sample_prompts(g.n_prompts, np.random.default_rng(cfg.seed + 1000))
+        ]
+    else:
+        loaded = load_prompts(g.prompts)[: g.n_prompts]
+        prompts = [p if isinstance(p, str) else messages_to_text(p, True) for p in loaded]
+    policy, tok = load_policy(resolve_source(g.policy), device=cfg.device)
+    policy.eval()
+    repeated = [p for p in prompts for _ in range(g.n_samples)]
+    s = g.sampling
+    with progress_bar("bon: sampling", len(repeated)) as advance:
+        texts = sample_texts(
+            policy, tok, repeated, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
+            top_k=s.top_k, top_p=s.top_p, batch_size=s.batch_size, seed=cfg.seed,
+            template=g.template, progress=advance,
+        )  # fmt: skip
+    n = g.n_samples
+    answers = [[t.response for t in texts[i * n : (i + 1) * n]] for i in range(len(prompts))]
+    ended = np.array([[t.ended for t in texts[i * n : (i + 1) * n]] for i in range(len(prompts))])
+    return Scored(prompts, answers, ended)
+
+
+def score_gold(cfg: BonConfig, scored: Scored, from_file: bool) -> None:
+    """Step 1 (gold): the toy gold program, the file's gold scores, or a gold RM."""
+    from goodhartlab.errors import input_error
+
+    gold = cfg.gold if cfg.gold != "auto" else ("file" if from_file else "toy")
+    if gold == "file":
+        if scored.gold is None:
+            raise input_error("gold=file needs a generations file with gold_scores", "gold")
+        return
+    flat_prompts = [p for p, row in zip(scored.prompts, scored.answers) for _ in row]
+    flat_answers = [a for row in scored.answers for a in row]
+    shape = (len(scored.prompts), len(scored.answers[0]))
+    if gold == "toy":
+        from goodhartlab.toyworld import gold_reward
+
+        ends = None if scored.ended is None else scored.ended.reshape(-1).tolist()
+        try:
+            values = gold_reward(flat_prompts, flat_answers, ends)
+        except ValueError as exc:
+            raise input_error(f"toy gold cannot score these generations ({exc})", "gold") from exc
+        scored.gold = np.asarray(values, dtype=np.float64).reshape(shape)
+        return
+    (values,) = _score_members(cfg, [Path(gold)], flat_prompts, flat_answers, "bon: gold")
+    scored.gold = values.reshape(shape)
+
+
+def _score_members(
+    cfg: BonConfig, members: list[Path], prompts: list[str], answers: list[str], what: str
+) -> list[np.ndarray]:
+    from goodhartlab.models.reward import load_reward_model, score_texts
+    from goodhartlab.runs.progress import progress_bar
+
+    out = []
+    with progress_bar(what, len(members)) as advance:
+        for member in members:
+            model, tok = load_reward_model(str(member), device=cfg.device)
+            model.eval()
+            out.append(
+                score_texts(
+                    model,
+                    tok,
+                    prompts,
+                    answers,
+                    batch_size=cfg.score_batch_size,
+                    template=cfg.reward_template,
+                )
+            )
+            advance(1, info=member.name)
+    return out
+
+
+def resolve_members(cfg: BonConfig) -> list[Path]:
+    """Every RM member named by cfg.reward_models (ensembles expanded), in order."""
+    from goodhartlab.models.reward import ensemble_members
+    from goodhartlab.toyworld.cache import resolve_reward_source
+
+    members: list[Path] = []
+    for source in cfg.reward_models:
+        members += [m.resolve() for m in ensemble_members(resolve_reward_source(source))]
+    return members
+
+
+def score_proxies(cfg: BonConfig, run: RunDir, scored: Scored, members: list[Path]) -> None:
+    """Step 2: score with each member not already in `scored.proxy`; save after each member."""
+    flat_prompts = [p for p, row in zip(scored.prompts, scored.answers) for _ in row]
+    flat_answers = [a for row in scored.answers for a in row]
+    shape = (len(scored.prompts), len(scored.answers[0]))
+    todo = [m for m in members if str(m) not in scored.proxy]
+    if len(todo) < len(members):
+        print(f"bon: reusing stored proxy scores of {len(members) - len(todo)} member(s)")
+    for member in todo:
+        (values,) = _score_members(cfg, [member], flat_prompts, flat_answers, "bon: proxy")
+        scored.proxy[str(member)] = values.reshape(shape)
+        save_scored(run, scored)
+
+
+def curve_rows(curve: Any) -> list[dict[str, float]]:
+    """The seeds' result layout, plus kl_bon."""
+    return [
+        {"n": int(n), "kl_bon": float(k), "proxy_score": float(p), "gold_score": float(g)}
+        for n, k, p, g in zip(curve.n, curve.kl_bon, curve.proxy, curve.gold)
+    ]
+
+
+def member_names(members: list[Path]) -> list[str]:
+    """Short unique names: the member dir's name (its parent's for a `model` dir, as train-rm
+    writes RUN/rm_seed{s}/model), prefixed by its index where names still repeat."""
+    names = [m.parent.name if m.name == "model" else m.name for m in members]
+    if len(set(names)) < len(names):
+        names = [f"{i}_{n}" for i, n in enumerate(names)]
+    return names
+
+
+def compute_curves(cfg: BonConfig, scored: Scored, members: list[Path]) -> dict[str, list[dict]]:
+    """Step 3: one curve per member and, with >= 2 members, per ensemble objective."""
+    from goodhartlab.core.best_of_n import bon_curve, bon_curve_ensemble
+
+    assert scored.gold is not None
+    curves: dict[str, list[dict]] = {}
+    stacked = np.stack([scored.proxy[str(m)] for m in members])
+    for name, proxy in zip(member_names(members), stacked):
+        curves[f"single/{name}"] = curve_rows(bon_curve(proxy, scored.gold, cfg.sample_ns))
+    if len(members) < 2:
+        return curves
+    for method in cfg.objectives:
+        for coef in cfg.uwo_coefs if method == "uwo" else [None]:
+            curve = bon_curve_ensemble(
+                stacked,
+                scored.gold,
+                cfg.sample_ns,
+                method,
+                uwo_coef=coef if coef is not None else 0.5,
+                ddof=cfg.ddof,
+                faithful_seed_gold=cfg.faithful_seed_gold,
+            )
+            label = method if coef is None else f"{method}_{coef:g}"
+            curves[f"ensemble/{label}"] = curve_rows(curve)
+    return curves
+
+
+def summarize(curves: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
+    """Peak gold, the n where it peaks, and gold/proxy at the largest n, per curve."""
+    out = {}
+    for name, rows in curves.items():
+        best = max(rows, key=lambda r: r["gold_score"])
+        out[name] = {
+            "peak_n": best["n"],
+            "peak_gold": best["gold_score"],
+            "final_n": rows[-1]["n"],
+            "final_gold": rows[-1]["gold_score"],
+            "final_proxy": rows[-1]["proxy_score"],
+            "gold_n1": rows[0]["gold_score"],
+        }
+    return out
+
+
+def write_outputs(run: RunDir, curves: dict[str, list[dict]]) -> None:
+    """Step 4: RUN/<single|ensemble>/<name>/bon_sampled_results.json and the plots."""
+    from goodhartlab.analysis.plots import curves as plot_curves
+
+    for name, rows in curves.items():
+        run.write_json(f"{name}/{RESULTS_FILE}", rows)
+    first = next(iter(curves.values()))
+    ns = [r["n"] for r in first]
+    kls = [r["kl_bon"] for r in first]
+    for score, label in (("gold_score", "gold"), ("proxy_score", "proxy")):
+        series = {name: [r[score] for r in rows] for name, rows in curves.items()}
+        plot_curves(run.file(f"bon_{label}_vs_n.png"), ns, series, "n", label,
+                    f"best-of-n: {label} vs n", logx=True)  # fmt: skip
+        plot_curves(run.file(f"bon_{label}_vs_kl.png"), kls, series, "KL_bon = log n - (n-1)/n",
+                    label, f"best-of-n: {label} vs KL")  # fmt: skip
+
+
+def print_table(curves: dict[str, list[dict]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="best-of-n (unbiased estimator): proxy / gold")
+    table.add_column("n", justify="right")
+    names = list(curves)
+    for name in names:
+        table.add_column(name.split("/", 1)[1], justify="right")
+    for i, row in enumerate(next(iter(curves.values()))):
+        cells = [
+            f"{curves[k][i]['proxy_score']:.2f} / {curves[k][i]['gold_score']:.3f}" for k in names
+        ]
+        table.add_row(str(row["n"]), *cells)
+    Console().print(table)
+
+
+def run(cfg: BonConfig, run_dir: RunDir, resume: bool = False) -> dict:
+    """The whole recipe; returns the summary also written to RUN/bon_summary.json."""
+    stored = run_dir.file(SCORED_FILE)
+    if resume and stored.exists():  # 1: a resumed run keeps its samples and scores
+        scored, from_file = load_scored(stored), True
+    elif cfg.generations is not None:
+        scored, from_file = load_scored(cfg.generations), True
+    else:
+        scored, from_file = sample_generations(cfg), False
+    if scored.gold is None or cfg.gold not in ("auto", "file"):
+        score_gold(cfg, scored, from_file)
+    save_scored(run_dir, scored)
+    members = resolve_members(cfg)
+    score_proxies(cfg, run_dir, scored, members)  # 2
+    curves = compute_curves(cfg, scored, members)  # 3
+    write_outputs(run_dir, curves)  # 4
+    print_table(curves)
+    summary = {
+        "n_prompts": len(scored.prompts),
+        "n_samples": len(scored.answers[0]),
+        "members": [str(m) for m in members],
+        "curves": summarize(curves),
+    }
+    run_dir.write_json("bon_summary.json", summary)
+    return summary

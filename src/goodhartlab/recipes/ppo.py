@@ -1,0 +1,192 @@
+"""`goodhart ppo`: PPO for language models against a proxy RM, an ensemble, gold, or length.
+
+Reads top to bottom: 1 check the regularizer settings, 2 load the policy (also the frozen
+reference), the value model and the reward models, 3 resume from the latest checkpoint if asked,
+4 iterate (`ppo_step.ppo_iteration`), evaluating on fixed held-out prompts every `eval.every`
+iterations (proxy, gold, divergences to the SFT policy, length, ensemble std: `eval/*` metrics)
+and checkpointing every `checkpoint_every`, 5 save the final policy (and value model), plot
+proxy and gold against √KL and iterations, and write `ppo_summary.json`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from goodhartlab.config.ppo_schema import PPOConfig
+from goodhartlab.runs import RunDir
+
+
+def check_config(cfg: PPOConfig) -> None:
+    """Step 1: combinations the seeds do not define are errors, not silent fallbacks."""
+    from goodhartlab.errors import ConfigError
+
+    reg = cfg.regularizer
+    if reg.kind in ("chi2", "sqrt_chi2") and reg.placement != "loss":
+        raise ConfigError(
+            f"regularizer.kind={reg.kind} is a sequence-level loss term: set regularizer.placement=loss"
+        )
+    if reg.kind == "none" and reg.coef != 0:
+        raise ConfigError("regularizer.coef is set but regularizer.kind=none")
+    if cfg.ppo.minibatch_size > cfg.ppo.prompts_per_iteration:
+        raise ConfigError("ppo.minibatch_size must be <= ppo.prompts_per_iteration")
+
+
+def build_state(cfg: PPOConfig, source: str, checkpoint: Path | None):
+    """Step 2: policy, frozen reference (the SFT policy), value model and one AdamW for both."""
+    import torch
+
+    from goodhartlab.models import freeze, load_policy
+    from goodhartlab.models.value import (
+        load_value_head_weights,
+        load_value_model,
+        make_value_head,
+    )
+    from goodhartlab.recipes.ppo_step import PPOState, initial_controller
+
+    kw = {"device": cfg.device, "dtype": cfg.policy.dtype}
+    kw["trust_remote_code"] = cfg.policy.trust_remote_code
+    policy, tok = load_policy(str(checkpoint) if checkpoint else source, **kw)
+    reference, _ = load_policy(source, **kw)
+    freeze(reference)
+    policy.eval()  # dropout off: ratios start at exactly 1, as in trlx
+    device = next(policy.parameters()).device
+    state = PPOState(policy, reference, tok, optimizer=None, controller=initial_controller(cfg))
+    if cfg.ppo.value_model == "head":
+        state.value_head = make_value_head(policy.config.hidden_size, device=device, seed=cfg.seed)
+        if checkpoint:
+            load_value_head_weights(state.value_head, checkpoint)
+        value_params = list(state.value_head.parameters())
+    else:
+        value_source = str(checkpoint / "value") if checkpoint else source
+        state.value_model = load_value_model(value_source, device=device, seed=cfg.seed)
+        state.value_model.eval()
+        value_params = list(state.value_model.parameters())
+    state.optimizer = torch.optim.AdamW(
+        [*policy.parameters(), *value_params], lr=cfg.ppo.lr, weight_decay=0.0
+    )
+    return state
+
+
+def save_state(run: RunDir, state: Any, iteration: int, keep: int) -> None:
+    """Policy + optimizer + controller state, then the value model; `latest` moves last."""
+    from dataclasses import asdict
+
+    from goodhartlab.models import save_model
+    from goodhartlab.models.value import save_value_head
+    from goodhartlab.runs.checkpoint import save_checkpoint
+
+    path = run.checkpoint_dir(iteration)
+    extra = {"kl_coef": state.controller.coef, "reward_stats": asdict(state.reward_stats)}
+    save_checkpoint(path, state.policy, state.tokenizer, state.optimizer, iteration, extra=extra)
+    if state.value_head is not None:
+        save_value_head(state.value_head, path)
+    else:
+        save_model(state.value_model, state.tokenizer, path / "value")
+    run.mark_latest(iteration, keep)
+
+
+def restore(cfg: PPOConfig, run: RunDir, state: Any, checkpoint: Path) -> int:
+    """Step 3: optimizer, KL coefficient and reward statistics of the checkpoint."""
+    from goodhartlab.core.length import RunningRewardStats
+    from goodhartlab.recipes.ppo_step import restore_controller
+    from goodhartlab.runs.checkpoint import load_checkpoint_state
+
+    done, extra = load_checkpoint_state(checkpoint, state.optimizer)
+    state.controller = restore_controller(cfg, float(extra["kl_coef"]))
+    stats = extra["reward_stats"]
+    state.reward_stats = RunningRewardStats(
+        stats["window"], tuple(stats["means"]), tuple(stats["stds"])
+    )
+    run.truncate_metrics_after(done)
+    return done
+
+
+def evaluate(cfg: PPOConfig, state: Any, models: Any, prompts: list[str]) -> dict[str, float]:
+    from goodhartlab.recipes.ppo_eval import evaluate_policy
+
+    result = evaluate_policy(
+        state.policy, state.reference, state.tokenizer, cfg.reward, models, prompts,
+        cfg.eval.generation, cfg.seed + 99, cfg.template,
+    )  # fmt: skip
+    return {f"eval/{k}": v for k, v in result.metrics.items()}
+
+
+def plot(run: RunDir) -> None:
+    """Step 5: proxy and gold (eval) against √KL and against iterations."""
+    from goodhartlab.analysis.plots import curves
+
+    rows = [r for r in run.read_metrics() if "eval/reward/gold" in r]
+    if len(rows) < 2:
+        return
+    series = {
+        k: [r[f"eval/reward/{k}"] for r in rows]
+        for k in ("proxy", "gold")
+        if f"eval/reward/{k}" in rows[0]
+    }
+    curves(run.file("ppo_gold_vs_sqrt_kl.png"), [r["eval/kl/sqrt"] for r in rows], series,
+           "sqrt KL(pi || pi_sft)", "reward (held-out)", "PPO: proxy and gold vs sqrt KL")  # fmt: skip
+    curves(run.file("ppo_rewards.png"), [r["step"] for r in rows], series, "iteration",
+           "reward (held-out)", "PPO: proxy and gold over training")  # fmt: skip
+
+
+def summarize(run: RunDir) -> dict[str, Any]:
+    rows = [r for r in run.read_metrics() if "eval/reward/gold" in r]
+    golds = [r["eval/reward/gold"] for r in rows]
+    peak = max(range(len(rows)), key=lambda i: golds[i])
+    last = rows[-1]
+    return {
+        "initial_gold": golds[0],
+        "peak_gold": golds[peak],
+        "peak_step": rows[peak]["step"],
+        "final_gold": last["eval/reward/gold"],
+        "initial_proxy": rows[0].get("eval/reward/proxy"),
+        "final_proxy": last.get("eval/reward/proxy"),
+        "final_sqrt_kl": last["eval/kl/sqrt"],
+        "final_length": last["eval/length/mean"],
+        "final_eos_rate": last["eval/eos_rate"],
+    }
+
+
+def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
+    """The whole recipe; returns the summary also written to RUN/ppo_summary.json."""
+    import torch
+
+    from goodhartlab.models import save_model
+    from goodhartlab.recipes.ppo_eval import eval_prompts, load_prompt_texts
+    from goodhartlab.recipes.ppo_reward import load_reward_models
+    from goodhartlab.recipes.ppo_step import ppo_iteration
+    from goodhartlab.runs.progress import progress_bar
+    from goodhartlab.toyworld.cache import resolve_source
+
+    check_config(cfg)  # 1
+    torch.manual_seed(cfg.seed)
+    source = resolve_source(cfg.policy.source)
+    checkpoint = run_dir.latest_checkpoint() if resume else None
+    state = build_state(cfg, source, checkpoint)  # 2
+    models = load_reward_models(cfg.reward, state.device)
+    pool = None if cfg.prompts == "toy" else load_prompt_texts(cfg.prompts)
+    held_out = eval_prompts(cfg.prompts, cfg.eval.n_prompts)
+    done = restore(cfg, run_dir, state, checkpoint) if checkpoint else 0  # 3
+    total = cfg.ppo.iterations
+    if done == 0:
+        run_dir.log(0, evaluate(cfg, state, models, held_out))
+    with progress_bar("ppo", total - done) as advance:  # 4
+        for it in range(done + 1, total + 1):
+            metrics = ppo_iteration(cfg, state, models, it, pool)
+            if (cfg.eval.every and it % cfg.eval.every == 0) or it == total:
+                metrics.update(evaluate(cfg, state, models, held_out))
+            run_dir.log(it, metrics)
+            if it % cfg.checkpoint_every == 0 and it < total:
+                save_state(run_dir, state, it, cfg.keep_checkpoints)
+            advance(
+                1,
+                info=f"train reward {metrics['reward/train']:.2f} gold {metrics['reward/gold']:.2f}",
+            )
+    save_model(state.policy, state.tokenizer, run_dir.file("model"))  # 5
+    if state.value_model is not None:
+        save_model(state.value_model, state.tokenizer, run_dir.file("value"))
+    plot(run_dir)
+    summary = summarize(run_dir)
+    run_dir.write_json("ppo_summary.json", summary)
+    return summary

@@ -1,0 +1,128 @@
+"""Evaluate a policy on fixed held-out prompts: proxy, gold, divergences to the reference, length.
+
+Used every `eval.every` iterations of `goodhart ppo` (metrics prefixed `eval/`) and by
+`goodhart evaluate`, which writes the seed's `gold_eval_with_response_ids.json` (instruction,
+answers, answers_ids, proxy_scores, gold_scores).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from goodhartlab.config.ppo_schema import EvaluateConfig
+from goodhartlab.config.schemas import GenerationConfig
+from goodhartlab.runs import RunDir
+
+EVAL_PROMPT_SEED = 424242  # one fixed held-out set, whatever the run's seed, so runs compare
+
+
+def eval_prompts(source: str, n: int) -> list[str]:
+    """Toy prompts from a fixed stream apart from training, or the first n of a prompt file."""
+    if source == "toy":
+        from goodhartlab.toyworld.teacher import sample_prompts
+
+        return [p.text for p in sample_prompts(n, np.random.default_rng(EVAL_PROMPT_SEED))]
+    return load_prompt_texts(source)[:n]
+
+
+def load_prompt_texts(path: str) -> list[str]:
+    from goodhartlab.data.formats import load_prompts, messages_to_text
+
+    return [p if isinstance(p, str) else messages_to_text(p, True) for p in load_prompts(path)]
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    rows: list[dict[str, Any]]
+
+
+@torch.no_grad()
+def evaluate_policy(
+    policy: Any,
+    reference: Any | None,
+    tokenizer: Any,
+    reward_cfg: Any,
+    reward_models: Any,
+    prompts: list[str],
+    generation: GenerationConfig,
+    seed: int,
+    template: str | None = None,
+) -> Evaluation:
+    """Sample one answer per prompt (seeded), score it, and measure divergences to `reference`."""
+    from goodhartlab.data.encoding import decode_responses, encode_prompts
+    from goodhartlab.recipes.ppo_reward import score_metrics, score_responses
+    from goodhartlab.recipes.ppo_step import divergence_metrics
+    from goodhartlab.rollout.generate import sample
+    from goodhartlab.rollout.llm import SequenceBatch, policy_pass
+
+    device = next(policy.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    texts, ids_rows, ended, lengths, divs = [], [], [], [], []
+    for start in range(0, len(prompts), generation.batch_size):
+        chunk = prompts[start : start + generation.batch_size]
+        ids, mask = encode_prompts(tokenizer, chunk, template, device)
+        out = sample(
+            policy, ids, mask, max_new_tokens=generation.max_new_tokens,
+            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+            temperature=generation.temperature, top_k=generation.top_k, top_p=generation.top_p,
+            generator=generator,
+        )  # fmt: skip
+        texts += decode_responses(tokenizer, out.response_ids, out.response_mask)
+        full = torch.cat([out.prompt_ids, out.response_ids], dim=1)
+        ids_rows += [
+            row[: mask.shape[1] + int(n)] for row, n in zip(full.tolist(), out.response_mask.sum(1))
+        ]
+        ended += out.ended.tolist()
+        lengths += out.response_mask.sum(dim=1).tolist()
+        if reference is not None:
+            batch = SequenceBatch(ids, mask, out.response_ids, out.response_mask)
+            temp = generation.temperature or 1.0
+            logprobs = policy_pass(policy, batch, temp).logprobs
+            ref = policy_pass(reference, batch, temp).logprobs
+            divs.append((divergence_metrics(logprobs, ref, out.response_mask), len(chunk)))
+    scores = score_responses(reward_cfg, reward_models, prompts, texts, ended)
+    metrics = {
+        **score_metrics(scores),
+        "length/mean": float(np.mean(lengths)),
+        "eos_rate": float(np.mean(ended)),
+    }
+    for key in divs[0][0] if divs else []:
+        metrics[key] = sum(d[key] * n for d, n in divs) / len(prompts)
+    proxy = scores.proxy if scores.proxy is not None else [None] * len(prompts)
+    rows = [
+        {"instruction": p, "answers": [t], "answers_ids": [i],
+         "proxy_scores": [None if s is None else float(s)], "gold_scores": [float(g)]}
+        for p, t, i, s, g in zip(prompts, texts, ids_rows, proxy, scores.gold)
+    ]  # fmt: skip
+    return Evaluation(metrics, rows)
+
+
+def run(cfg: EvaluateConfig, run_dir: RunDir, resume: bool = False) -> dict:
+    """`goodhart evaluate`: answer held-out prompts with a checkpoint; proxy and gold scores."""
+    from pathlib import Path
+
+    from goodhartlab.errors import ConfigError
+    from goodhartlab.models import freeze, load_policy
+    from goodhartlab.recipes.ppo_reward import load_reward_models
+    from goodhartlab.runs.atomic import atomic_write_json
+
+    if not cfg.checkpoint:
+        raise ConfigError("goodhart evaluate needs checkpoint=DIR (a policy directory)")
+    policy, tok = load_policy(cfg.checkpoint, device=cfg.device)
+    freeze(policy)
+    models = load_reward_models(cfg.reward, next(policy.parameters()).device)
+    prompts = eval_prompts(cfg.prompts, cfg.n_prompts)
+    result = evaluate_policy(
+        policy, None, tok, cfg.reward, models, prompts, cfg.generation, cfg.seed, cfg.template
+    )
+    output = Path(cfg.output or Path(cfg.checkpoint) / "gold_eval_with_response_ids.json")
+    atomic_write_json(output, result.rows)
+    run_dir.write_json("evaluate_summary.json", {"output": str(output), **result.metrics})
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k.startswith("reward/"))
+    print(f"evaluate: {shown} on {len(prompts)} prompts -> {output}")
+    return result.metrics

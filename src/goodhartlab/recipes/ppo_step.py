@@ -1,0 +1,219 @@
+"""One iteration of language-model PPO: rollout, scoring, rewards, advantages, the shared update.
+
+Steps: 1 draw prompts and sample responses (our KV-cache sampler), 2 optionally replace
+truncated samples (omit_long), 3 old/reference logprobs and values without grad, 4 score (proxy,
+gold) and shape the reward, 5 per-token rewards (KL in the reward, or the score alone at eos),
+6 GAE, 7 `rl.ppo_update` with an in-loss divergence when asked, 8 measure every divergence to
+the SFT policy whatever is optimized, 9 adapt the KL coefficient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from goodhartlab.config.ppo_schema import PPOConfig
+from goodhartlab.core.length import RunningRewardStats
+from goodhartlab.core.regularize import KLController
+from goodhartlab.rollout.llm import SequenceBatch
+
+
+@dataclass
+class PPOState:
+    """Everything an iteration reads and changes. value_model or value_head is set, not both."""
+
+    policy: Any
+    reference: Any
+    tokenizer: Any
+    optimizer: Any
+    value_model: Any = None
+    value_head: Any = None
+    controller: KLController = field(default_factory=lambda: KLController(0.0))
+    reward_stats: RunningRewardStats = field(default_factory=RunningRewardStats)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.policy.parameters()).device
+
+
+def iteration_generator(seed: int, iteration: int, device: torch.device) -> torch.Generator:
+    """A generator per (seed, iteration): resumed runs draw exactly what the first run drew."""
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + iteration)
+
+
+def draw_prompts(cfg: PPOConfig, iteration: int, pool: list[str] | None) -> list[str]:
+    """Toy prompts from a (seed, iteration) stream, or a seeded draw from the prompt file."""
+    from goodhartlab.toyworld.teacher import sample_prompts
+
+    rng = np.random.default_rng([cfg.seed, iteration, 7])
+    n = cfg.ppo.prompts_per_iteration
+    if pool is None:
+        return [p.text for p in sample_prompts(n, rng)]
+    return [pool[i] for i in rng.choice(len(pool), size=n, replace=len(pool) < n)]
+
+
+def forward_fn(state: PPOState, temperature: float):
+    """`rl.ppo_update`'s forward: logprobs, values and entropy of a minibatch (with grad)."""
+    from goodhartlab.rl.ppo_update import ForwardOut
+    from goodhartlab.rollout.llm import policy_pass, value_pass
+
+    def forward(minibatch: dict[str, torch.Tensor]) -> ForwardOut:
+        batch = SequenceBatch(
+            minibatch["prompt_ids"],
+            minibatch["prompt_mask"],
+            minibatch["response_ids"],
+            minibatch["mask"],
+        )
+        out = policy_pass(
+            state.policy, batch, temperature, want_hidden=state.value_head is not None
+        )
+        if state.value_head is not None:
+            values = state.value_head(out.hidden.float())
+        else:
+            values = value_pass(state.value_model, batch)
+        return ForwardOut(out.logprobs, values, out.entropy)
+
+    return forward
+
+
+@torch.no_grad()
+def _old_and_ref(
+    state: PPOState, batch: SequenceBatch, temperature: float, sampled: torch.Tensor | None
+):
+    """Rollout-time logprobs, reference logprobs and values.
+
+    `sampled` (the sampler's own logprobs) replaces a policy pass when it is the policy's exact
+    distribution (temperature 1, no top-k/top-p) and no value head needs the hidden states; the
+    KV-cache and full-pass logprobs agree to ~1e-6 (tests/rollout/test_generate.py).
+    """
+    from goodhartlab.rollout.llm import policy_pass, value_pass
+
+    if sampled is not None and state.value_head is None:
+        old = sampled
+    else:
+        passed = policy_pass(
+            state.policy, batch, temperature, want_hidden=state.value_head is not None
+        )
+        old = passed.logprobs
+    ref = policy_pass(state.reference, batch, temperature).logprobs
+    if state.value_head is not None:
+        values = state.value_head(passed.hidden.float())
+    else:
+        values = value_pass(state.value_model, batch)
+    return old, ref, values
+
+
+def divergence_metrics(
+    logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor
+) -> dict[str, float]:
+    """Per-sequence KL (k1, k2, k3 sums), sequence-level χ² and √χ², √KL: batch means."""
+    from goodhartlab.core.divergences import chi2
+    from goodhartlab.core.regularize import per_sequence_kl, sequence_log_ratio
+
+    kls = {
+        k: float(per_sequence_kl(logprobs, ref_logprobs, mask, k).mean())
+        for k in ("k1", "k2", "k3")
+    }
+    seq_chi2 = float(chi2(sequence_log_ratio(logprobs, ref_logprobs, mask)).mean())
+    return {
+        **{f"kl/{k}": v for k, v in kls.items()},
+        "kl/sqrt": max(kls["k3"], 0.0) ** 0.5,
+        "divergence/chi2": seq_chi2,
+        "divergence/sqrt_chi2": max(seq_chi2, 0.0) ** 0.5,
+    }
+
+
+def _token_rewards(cfg: PPOConfig, state: PPOState, scores, old, ref, mask) -> torch.Tensor:
+    from goodhartlab.core.regularize import place_terminal, token_rewards
+
+    reg = cfg.regularizer
+    kl_in_reward = reg.kind == "kl" and reg.placement == "reward"
+    if reg.kind != "none" and reg.placement == "loss" and reg.keep_kl_in_reward:
+        kl_in_reward = True  # the seed fork's double counting, for faithful comparisons
+    if kl_in_reward:
+        return token_rewards(scores, old, ref, mask, state.controller.coef, reg.estimator)
+    return place_terminal(scores, mask)
+
+
+def ppo_iteration(
+    cfg: PPOConfig, state: PPOState, rewards_models: Any, iteration: int, pool: list[str] | None
+) -> dict[str, float]:
+    """Run one iteration in place on `state`; returns its metrics."""
+    from goodhartlab.core.advantages import gae
+    from goodhartlab.core.regularize import update_kl_coef
+    from goodhartlab.data.encoding import decode_responses, encode_prompts
+    from goodhartlab.recipes.ppo_reward import (
+        omit_long_index,
+        score_metrics,
+        score_responses,
+        training_scores,
+    )
+    from goodhartlab.rl.ppo_update import PPOHyperparams, divergence_loss_fn, ppo_update
+    from goodhartlab.rollout.generate import sample
+
+    gen, hp, tok = cfg.generation, cfg.ppo, state.tokenizer
+    generator = iteration_generator(cfg.seed, iteration, state.device)
+    prompts = draw_prompts(cfg, iteration, pool)  # 1
+    ids, mask = encode_prompts(tok, prompts, cfg.template, state.device)
+    out = sample(
+        state.policy, ids, mask, max_new_tokens=gen.max_new_tokens,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        temperature=gen.temperature, top_k=gen.top_k, top_p=gen.top_p, generator=generator,
+    )  # fmt: skip
+    rows = torch.arange(len(prompts), device=state.device)
+    if cfg.reward.omit_long:  # 2
+        rows = omit_long_index(out.ended, generator)
+    batch = SequenceBatch(ids[rows], mask[rows], out.response_ids[rows], out.response_mask[rows])
+    ended = out.ended[rows]
+    prompts = [prompts[i] for i in rows.tolist()]
+    exact = gen.temperature == 1.0 and gen.top_k == 0 and gen.top_p == 1.0
+    sampled = out.logprobs[rows] if exact else None
+    old, ref, old_values = _old_and_ref(state, batch, gen.temperature or 1.0, sampled)  # 3
+    texts = decode_responses(tok, batch.response_ids, batch.response_mask)
+    scores = score_responses(cfg.reward, rewards_models, prompts, texts, ended.tolist())  # 4
+    lengths = batch.response_mask.sum(dim=1)
+    shaped, state.reward_stats = training_scores(cfg.reward, scores, lengths, state.reward_stats)
+    resp_mask = batch.response_mask
+    rewards = _token_rewards(cfg, state, shaped, old, ref, resp_mask)  # 5
+    adv = gae(rewards, old_values, gamma=hp.gamma, gae_lambda=hp.gae_lambda, mask=resp_mask)  # 6
+    reg = cfg.regularizer
+    extra = None
+    if reg.kind != "none" and reg.placement == "loss":
+        extra = divergence_loss_fn(reg.kind, state.controller.coef)
+    hyper = PPOHyperparams(
+        epochs=hp.epochs, minibatch_size=hp.minibatch_size, clip_eps=hp.clip_eps,
+        clip_eps_value=hp.clip_eps_value, vf_coef=hp.vf_coef, ent_coef=hp.ent_coef,
+        max_grad_norm=hp.max_grad_norm, whiten_advantages=hp.whiten_advantages,
+    )  # fmt: skip
+    update_batch = {
+        "old_logprobs": old, "ref_logprobs": ref, "advantages": adv.advantages, "mask": resp_mask,
+        "old_values": old_values, "returns": adv.returns, "prompt_ids": batch.prompt_ids,
+        "prompt_mask": batch.prompt_mask, "response_ids": batch.response_ids,
+    }  # fmt: skip
+    metrics = ppo_update(  # 7
+        update_batch, forward_fn(state, gen.temperature or 1.0), state.optimizer, hyper,
+        generator=generator, extra_loss_fn=extra,
+    )  # fmt: skip
+    divergences = divergence_metrics(old, ref, resp_mask)  # 8
+    state.controller = update_kl_coef(state.controller, divergences["kl/k3"], len(prompts))  # 9
+    return {
+        **score_metrics(scores),
+        "reward/train": float(shaped.mean()),
+        "length/mean": float(lengths.float().mean()),
+        "eos_rate": float(ended.float().mean()),
+        "regularizer/coef": state.controller.coef,
+        **divergences,
+        **metrics,
+    }
+
+
+def initial_controller(cfg: PPOConfig) -> KLController:
+    reg = cfg.regularizer
+    return KLController(reg.coef, reg.target, reg.horizon)
+
+
+def restore_controller(cfg: PPOConfig, coef: float) -> KLController:
+    return replace(initial_controller(cfg), coef=coef)

@@ -1,0 +1,127 @@
+"""`goodhart bon` end to end at tiny size: files in the seeds' layout, curves that match the core
+estimator on the stored scores, ensemble gold reordered, scores reused, bad input rejected."""
+
+import json
+
+import numpy as np
+import pytest
+
+from goodhartlab.cli import main
+from goodhartlab.core.best_of_n import bon_curve, kl_bon
+from goodhartlab.core.ensemble import aggregate
+from goodhartlab.models.reward import load_reward_model, save_reward_model, write_ensemble_manifest
+
+NS = [1, 2, 4, 8]
+
+
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory):
+    """Two random-init toy RMs behind a manifest, as train-rm writes them."""
+    root = tmp_path_factory.mktemp("rms")
+    for seed in (1, 2):
+        model, tok = load_reward_model("toy:rm", device="cpu", seed=seed)
+        save_reward_model(model, tok, root / f"rm_seed{seed}" / "model", 0.0, 1.0)
+    write_ensemble_manifest(
+        root / "ensemble.json", [{"seed": s, "path": f"rm_seed{s}/model"} for s in (1, 2)]
+    )
+    return root
+
+
+def _args(out, ensemble, *extra):
+    return [
+        "bon", "--config", "smoke", "--out", str(out), "device=cpu",
+        "generate.policy=toy:policy", "generate.n_prompts=6", "generate.n_samples=8",
+        "generate.sampling.max_new_tokens=8", f"reward_models=[{ensemble}]",
+        f"sample_ns=[{','.join(map(str, NS))}]", *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bon_run(tmp_path_factory, ensemble):
+    out = tmp_path_factory.mktemp("bon") / "run"
+    assert main(_args(out, ensemble)) == 0
+    return out
+
+
+def _scored(run):
+    rows = [json.loads(x) for x in (run / "scored_generations.jsonl").read_text().splitlines()]
+    gold = np.array([r["gold_scores"] for r in rows])
+    keys = list(rows[0]["proxy_scores"])
+    proxy = np.stack([[r["proxy_scores"][k] for r in rows] for k in keys])
+    return rows, gold, proxy
+
+
+def test_results_match_the_core_estimator_on_stored_scores(bon_run) -> None:
+    rows, gold, proxy = _scored(bon_run)
+    assert len(rows) == 6 and all(len(r["answers"]) == 8 and len(r["ended"]) == 8 for r in rows)
+    assert proxy.shape == (2, 6, 8)
+    for i, name in enumerate(("rm_seed1", "rm_seed2")):
+        res = json.loads((bon_run / "single" / name / "bon_sampled_results.json").read_text())
+        assert [r["n"] for r in res] == NS
+        assert set(res[0]) == {"n", "kl_bon", "proxy_score", "gold_score"}
+        ref = bon_curve(proxy[i], gold, NS)
+        assert np.allclose([r["proxy_score"] for r in res], ref.proxy)
+        assert np.allclose([r["gold_score"] for r in res], ref.gold)
+        assert np.allclose([r["kl_bon"] for r in res], kl_bon(NS))
+        assert np.all(np.diff([r["proxy_score"] for r in res]) >= -1e-12)  # E[max] grows with n
+    for png in ("bon_gold_vs_n.png", "bon_proxy_vs_kl.png"):
+        assert (bon_run / png).stat().st_size > 1000
+
+
+def test_ensemble_gold_follows_the_ensemble_ranking(bon_run) -> None:
+    _, gold, proxy = _scored(bon_run)
+    res = json.loads((bon_run / "ensemble" / "wco" / "bon_sampled_results.json").read_text())
+    combined = aggregate(proxy, "wco")
+    # best-of-N (n = N = 8) picks each prompt's top combined score: its gold, averaged
+    top = np.argmax(combined + 1e-9 * np.arange(8), axis=1)  # ties: the later sample wins
+    assert res[-1]["n"] == 8
+    assert np.isclose(res[-1]["gold_score"], gold[np.arange(6), top].mean())
+    assert np.isclose(res[-1]["proxy_score"], combined.max(axis=1).mean())
+    assert (bon_run / "ensemble" / "uwo_0.5" / "bon_sampled_results.json").exists()
+    summary = json.loads((bon_run / "bon_summary.json").read_text())
+    assert set(summary["curves"]) >= {"single/rm_seed1", "ensemble/mean", "ensemble/wco"}
+
+
+def test_rerun_on_stored_generations_reuses_scores(bon_run, ensemble, tmp_path, monkeypatch):
+    import goodhartlab.models.reward as reward
+
+    def no_scoring(*a, **k):
+        raise AssertionError("stored proxy scores should have been reused")
+
+    monkeypatch.setattr(reward, "load_reward_model", no_scoring)
+    out = tmp_path / "again"
+    stored = bon_run / "scored_generations.jsonl"
+    args = _args(out, ensemble, f"generations={stored}", "objectives=[uwo]", "uwo_coefs=[1.0,2.0]")
+    assert main(args) == 0
+    a = json.loads((out / "single" / "rm_seed1" / "bon_sampled_results.json").read_text())
+    b = json.loads((bon_run / "single" / "rm_seed1" / "bon_sampled_results.json").read_text())
+    assert a == b
+    assert (out / "ensemble" / "uwo_2" / "bon_sampled_results.json").exists()
+    assert not (out / "ensemble" / "wco").exists()
+
+
+def test_seed_layout_with_file_gold(ensemble, tmp_path) -> None:
+    path = tmp_path / "gens.jsonl"
+    rows = [
+        {"instruction": "list two fruits", "input": "", "answers": ["apple and pear"] * 4,
+         "gold_scores": [0.1, 0.2, 0.3, 0.4]},
+        {"instruction": "list one colors", "input": "", "answers": ["red", "blue", "red", "green"],
+         "gold_scores": [1.0, 2.0, 3.0, 4.0]},
+    ]  # fmt: skip
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "seedfmt"
+    assert main(_args(out, ensemble, f"generations={path}", "sample_ns=[1,4]")) == 0
+    res = json.loads((out / "single" / "rm_seed1" / "bon_sampled_results.json").read_text())
+    assert np.isclose(res[0]["gold_score"], (0.25 + 2.5) / 2)  # n = 1: the mean gold
+
+
+def test_bad_generations_file_is_one_line_error(ensemble, tmp_path, capsys) -> None:
+    path = tmp_path / "bad.jsonl"
+    good = {"prompt": "list two fruits", "answers": ["a", "b"], "gold_scores": [1.0, 2.0]}
+    bad = {"prompt": "list two fruits", "answers": ["a", "b"], "gold_scores": [1.0, "x"]}
+    path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    out = tmp_path / "bad_run"
+    assert main(_args(out, ensemble, f"generations={path}")) == 1  # input errors exit 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.jsonl:2" in err[0] and "gold_scores" in err[0]
+    assert not out.exists()  # nothing half-written

@@ -1,0 +1,152 @@
+"""`goodhart ppo` / `goodhart evaluate` at tiny size: outputs, invariants, resume, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from goodhartlab.cli import main
+from goodhartlab.models import load_policy, save_model
+from goodhartlab.models.reward import load_reward_model, save_reward_model
+from goodhartlab.recipes import ppo_step
+from goodhartlab.recipes.ppo_reward import Scores, check_finite, omit_long_index, training_scores
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    policy, tok = load_policy("toy:policy", device="cpu", seed=0)
+    save_model(policy, tok, root / "policy")
+    rm, rtok = load_reward_model("toy:rm", device="cpu", seed=1)
+    save_reward_model(rm, rtok, root / "rm", 0.0, 1.0)
+    return root
+
+
+def _args(out, models, *extra):
+    return [
+        "ppo", "--config", "smoke", "--out", str(out), "device=cpu",
+        f"policy.source={models / 'policy'}", f"reward.reward_models=[{models / 'rm'}]",
+        "generation.max_new_tokens=8", "eval.n_prompts=16", "ppo.lr=1e-3", *extra,
+    ]  # fmt: skip
+
+
+def _metrics(run):
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def plain_run(tmp_path_factory, models):
+    out = tmp_path_factory.mktemp("ppo") / "plain"
+    assert main(_args(out, models)) == 0
+    return out
+
+
+def test_outputs_and_metrics(plain_run) -> None:
+    rows = _metrics(plain_run)
+    assert [r["step"] for r in rows] == [0, 1, 2, 3, 4]
+    evals = [r for r in rows if "eval/reward/gold" in r]
+    assert [r["step"] for r in evals] == [0, 2, 4]
+    assert evals[0]["eval/kl/k1"] == 0.0  # the policy starts as its reference
+    for key in ("reward/proxy", "reward/gold", "kl/k1", "kl/k2", "kl/k3", "divergence/chi2",
+                "kl/sqrt", "length/mean", "loss/policy", "loss/value", "ppo/clip_frac"):  # fmt: skip
+        assert key in rows[1], key
+    assert rows[-1]["kl/k3"] > 0  # the policy moved
+    summary = json.loads((plain_run / "ppo_summary.json").read_text())
+    assert summary["final_gold"] == evals[-1]["eval/reward/gold"]
+    from transformers import AutoModelForCausalLM, AutoModelForTokenClassification
+
+    assert AutoModelForCausalLM.from_pretrained(plain_run / "model").config.model_type == "gpt_neox"
+    AutoModelForTokenClassification.from_pretrained(plain_run / "value")
+    assert (plain_run / "ppo_gold_vs_sqrt_kl.png").stat().st_size > 1000
+
+
+def _strip(rows, prefixes=("regularizer/", "regularization/", "loss/extra", "loss/total")):
+    return [{k: v for k, v in r.items() if not k.startswith(prefixes)} for r in rows]
+
+
+def test_coefficient_zero_equals_plain_ppo(plain_run, models, tmp_path) -> None:
+    out = tmp_path / "kl0"
+    reg = ["regularizer.kind=kl", "regularizer.placement=loss", "regularizer.coef=0.0"]
+    assert main(_args(out, models, *reg)) == 0
+    assert _strip(_metrics(out)) == _strip(_metrics(plain_run))
+
+
+def test_a_regularizer_lowers_kl(plain_run, models, tmp_path) -> None:
+    out = tmp_path / "kl"
+    reg = ["regularizer.kind=kl", "regularizer.placement=reward", "regularizer.coef=2.0"]
+    assert main(_args(out, models, *reg)) == 0
+    assert _metrics(out)[-1]["eval/kl/k3"] < 0.7 * _metrics(plain_run)[-1]["eval/kl/k3"]
+    out2 = tmp_path / "sqrt_chi2"
+    reg2 = ["regularizer.kind=sqrt_chi2", "regularizer.placement=loss", "regularizer.coef=2.0"]
+    assert main(_args(out2, models, *reg2)) == 0
+    last = _metrics(out2)[-1]
+    assert "regularization/chi2" in last
+    assert last["eval/kl/k3"] < _metrics(plain_run)[-1]["eval/kl/k3"]
+
+
+def test_killed_run_resumes_to_the_same_numbers(plain_run, models, tmp_path, monkeypatch) -> None:
+    real = ppo_step.ppo_iteration
+
+    def dies_at_3(cfg, state, rewards, iteration, pool):
+        if iteration == 3:
+            raise KeyboardInterrupt  # the run is killed after checkpoint 2
+        return real(cfg, state, rewards, iteration, pool)
+
+    out = tmp_path / "killed"
+    monkeypatch.setattr(ppo_step, "ppo_iteration", dies_at_3)
+    assert main(_args(out, models)) == 130
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step_2"
+    monkeypatch.setattr(ppo_step, "ppo_iteration", real)
+    assert main([*_args(out, models), "--resume"]) == 0
+    assert _metrics(out) == _metrics(plain_run)
+
+
+def test_gold_reward_without_rms_and_evaluate(models, tmp_path) -> None:
+    out = tmp_path / "gold"
+    args = _args(out, models, "reward.kind=gold", "reward.reward_models=[]", "ppo.iterations=2")
+    assert main(args) == 0
+    rows = _metrics(out)
+    assert "reward/proxy" not in rows[1] and rows[1]["reward/train"] == rows[1]["reward/gold"]
+    ev = tmp_path / "ev"
+    assert main(["evaluate", "--config", "smoke", "--out", str(ev), "device=cpu",
+                 f"checkpoint={out / 'model'}", f"reward.reward_models=[{models / 'rm'}]"]) == 0  # fmt: skip
+    rows = json.loads((out / "model" / "gold_eval_with_response_ids.json").read_text())
+    assert len(rows) == 32
+    assert set(rows[0]) == {"instruction", "answers", "answers_ids", "proxy_scores", "gold_scores"}
+    assert isinstance(rows[0]["answers_ids"][0][0], int)
+
+
+def test_bad_settings_are_one_line_errors(models, tmp_path, capsys) -> None:
+    bad = ["regularizer.kind=chi2", "regularizer.placement=reward", "regularizer.coef=0.1"]
+    assert main(_args(tmp_path / "a", models, *bad)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "placement=loss" in err[0]
+    assert main(_args(tmp_path / "b", models, "reward.reward_models=[]")) == 2
+    assert "at least one" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_omit_long_replaces_only_truncated_rows() -> None:
+    ended = torch.tensor([True, False, True, False, False])
+    idx = omit_long_index(ended, torch.Generator().manual_seed(0))
+    assert idx[0] == 0 and idx[2] == 2
+    assert all(bool(ended[idx[i]]) for i in range(5))  # every slot now holds a finished sample
+    none = torch.zeros(3, dtype=torch.bool)
+    assert omit_long_index(none, torch.Generator()).tolist() == [0, 1, 2]
+
+
+def test_nan_reward_stops_with_a_clear_error() -> None:
+    from goodhartlab.config.ppo_schema import PPORewardConfig
+    from goodhartlab.core.length import RunningRewardStats
+    from goodhartlab.errors import GoodhartError
+
+    with pytest.raises(GoodhartError, match="proxy reward is not finite for response 1"):
+        check_finite(np.array([0.0, np.nan]), "the proxy reward")
+    scores = Scores(np.array([1.0, 20.0]), np.zeros((1, 2)), np.zeros(2), np.array([0.0, 0.0]))
+    cfg = PPORewardConfig(clip=10.0)
+    rewards, _ = training_scores(cfg, scores, torch.tensor([3, 4]), RunningRewardStats())
+    assert rewards.tolist() == [1.0, 10.0]  # clipped at the seed's 10
+    lp = PPORewardConfig(kind="len_only", len_only=4.0)
+    rewards, _ = training_scores(lp, scores, torch.tensor([2, 4]), RunningRewardStats())
+    assert rewards.tolist() == [0.5, 1.0]  # 1 - |L/N - 1|
