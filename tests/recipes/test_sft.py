@@ -29,7 +29,7 @@ def test_sft_learns_and_saves(smoke_run) -> None:
     rows = _metrics(smoke_run)
     train = [r["loss/train"] for r in rows]
     evals = [r["loss/eval"] for r in rows if "loss/eval" in r]
-    assert len(rows) == 64  # 2000 demos / 64 per step, 2 epochs
+    assert len(rows) == 189  # ceil(4000 demos / 64 per step) = 63 steps, 3 epochs
     assert sum(train[-5:]) / 5 < 0.5 * sum(train[:5]) / 5
     assert evals[-1] < evals[0]
     summary = json.loads((smoke_run / "sft_summary.json").read_text())

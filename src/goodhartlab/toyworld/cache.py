@@ -11,6 +11,9 @@ import os
 from pathlib import Path
 
 TOY_SFT = "toy:sft"
+# Bumped whenever the toy world or the recipes' defaults change what a cached model would be,
+# so a stale cache is never reused (v2: the teacher lists items in canonical order).
+CACHE_VERSION = 2
 
 
 def cache_root() -> Path:
@@ -24,7 +27,7 @@ def cached_toy_sft(seed: int = 0) -> Path:
     from goodhartlab.recipes import sft
     from goodhartlab.runs import RunDir
 
-    out = cache_root() / f"toy-sft-seed{seed}"
+    out = cache_root() / f"toy-sft-v{CACHE_VERSION}-seed{seed}"
     model = sft.model_path(out)
     if (model / "config.json").exists():
         return model
@@ -52,7 +55,7 @@ def cached_toy_rm_ensemble() -> Path:
     from goodhartlab.recipes import train_rm
     from goodhartlab.runs import RunDir
 
-    out = cache_root() / "toy-rm-ensemble"
+    out = cache_root() / f"toy-rm-ensemble-v{CACHE_VERSION}"
     if (out / "ensemble.json").exists():
         return out
     cfg = TrainRMConfig(seeds=list(TOY_RM_SEEDS))
