@@ -1,4 +1,4 @@
-"""The cached toy SFT policy behind the source name "toy:sft".
+"""The cached toy models behind "toy:sft", "toy:rm-ensemble" and "toy:rm" (its seed-1 member).
 
 Why: recipes default their inputs to the toy world (DESIGN.md §4), so `goodhart train-rm` or
 `goodhart ppo` with no arguments needs an SFT policy; it is trained once with the SFT defaults
@@ -8,6 +8,8 @@ and reused from `$GOODHART_CACHE` (default ~/.cache/goodhartlab).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 TOY_SFT = "toy:sft"
@@ -20,6 +22,20 @@ def cache_root() -> Path:
     return Path(os.environ.get("GOODHART_CACHE", Path.home() / ".cache" / "goodhartlab"))
 
 
+@contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """One process builds a cached model; others wait for it (parallel sweeps, tests)."""
+    import fcntl
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def cached_toy_sft(seed: int = 0) -> Path:
     """Directory of the toy SFT policy for `seed`, training it (resumably) when missing."""
     from goodhartlab.config import dump_config
@@ -29,12 +45,13 @@ def cached_toy_sft(seed: int = 0) -> Path:
 
     out = cache_root() / f"toy-sft-v{CACHE_VERSION}-seed{seed}"
     model = sft.model_path(out)
-    if (model / "config.json").exists():
-        return model
-    cfg = SFTConfig(seed=seed)
-    print(f"training the toy SFT policy once into {out} (reused afterwards)")
-    run = RunDir.prepare(out, dump_config(cfg), resume=(out / "config.yaml").exists())
-    sft.run(cfg, run, resume=(out / "checkpoints" / "latest").exists())
+    with _locked(out):
+        if (model / "config.json").exists():
+            return model
+        cfg = SFTConfig(seed=seed)
+        print(f"training the toy SFT policy once into {out} (reused afterwards)")
+        run = RunDir.prepare(out, dump_config(cfg), resume=(out / "config.yaml").exists())
+        sft.run(cfg, run, resume=(out / "checkpoints" / "latest").exists())
     return model
 
 
@@ -56,12 +73,13 @@ def cached_toy_rm_ensemble() -> Path:
     from goodhartlab.runs import RunDir
 
     out = cache_root() / f"toy-rm-ensemble-v{CACHE_VERSION}"
-    if (out / "ensemble.json").exists():
-        return out
-    cfg = TrainRMConfig(seeds=list(TOY_RM_SEEDS))
-    print(f"training the toy reward-model ensemble once into {out} (reused afterwards)")
-    run = RunDir.prepare(out, dump_config(cfg), resume=(out / "config.yaml").exists())
-    train_rm.run(cfg, run, resume=(out / "config.yaml").exists())
+    with _locked(out):
+        if (out / "ensemble.json").exists():
+            return out
+        cfg = TrainRMConfig(seeds=list(TOY_RM_SEEDS))
+        print(f"training the toy reward-model ensemble once into {out} (reused afterwards)")
+        run = RunDir.prepare(out, dump_config(cfg), resume=(out / "config.yaml").exists())
+        train_rm.run(cfg, run, resume=(out / "config.yaml").exists())
     return out
 
 
