@@ -40,8 +40,11 @@ test: lint
 demo: $(STAMP)
 	$(VENV)/bin/goodhart demo --config toy --out $(DEMO_OUT)
 
+# Speed benchmarks (each prints a ratio against a baseline run in the same process). The results
+# tables (benchmarks/*_table.py) are experiments of tens of minutes and are run by hand.
+BENCHMARKS := generate bon ppo_step envs
 bench: $(STAMP)
-	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; $(PY) benchmarks/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache
