@@ -25,3 +25,13 @@ def test_overlong_adds_items_of_the_asked_category() -> None:
     assert len(extra) == 4 and set(extra) <= items
     long = breakdown("list two colors", out, has_eos=True)
     assert long.length > breakdown("list two colors", "red and blue", has_eos=True).length
+
+
+def test_spread_fillers_and_repeat_item() -> None:
+    from goodhartlab.toyworld.perturb import repeat_item, spread_fillers
+
+    assert spread_fillers("red , blue and green") == "red very , blue very and green very"
+    assert spread_fillers("") == "very"
+    assert repeat_item("list two colors", "sure red and blue", n=3) == "red , red , red"
+    parts = breakdown("list two colors", repeat_item("list two colors", "red", n=4), has_eos=True)
+    assert parts.repeats == 3
