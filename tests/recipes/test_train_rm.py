@@ -95,11 +95,9 @@ def test_smoke_run_writes_members_manifest_and_evaluation(smoke_run) -> None:
     first = _metrics(smoke_run / "rm_seed1" / "metrics.jsonl")
     second = _metrics(smoke_run / "rm_seed2" / "metrics.jsonl")
     assert first[0]["loss/total"] != second[0]["loss/total"]
-    assert set(summary["ensemble"]) == {
-        "ensemble_std/policy_samples",
-        "ensemble_std/filler_stuffed",
-        "ensemble_std/over_long",
-    }
+    names = ("policy_samples", "filler_stuffed", "filler_spread", "over_long", "repeated_item")
+    expected = {f"ensemble_{kind}/{n}" for kind in ("std", "zstd") for n in names}
+    assert set(summary["ensemble"]) == expected
 
 
 def test_plain_transformers_loads_the_rm_with_the_same_scores(smoke_run) -> None:

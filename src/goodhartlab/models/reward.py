@@ -43,6 +43,38 @@ def reward_forward(
     return RewardOutput(model(input_ids=input_ids, attention_mask=attention_mask).logits[:, 0])
 
 
+def reward_token_rows(
+    tokenizer: Any,
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    template: str | None = None,
+    max_length: int | None = None,
+) -> list[list[int]]:
+    """Token ids of prompt + response + eos per row; long rows are cut before eos."""
+    limit = max_length or tokenizer.model_max_length
+    rows = []
+    for prompt, response in zip(prompts, responses):
+        p_ids = tokenizer(format_prompt(tokenizer, prompt, template), add_special_tokens=False)
+        r_ids = tokenizer(response, add_special_tokens=False)["input_ids"] if response else []
+        rows.append(
+            [*(list(p_ids["input_ids"]) + list(r_ids))[: limit - 1], tokenizer.eos_token_id]
+        )
+    return rows
+
+
+def pad_rows(
+    rows: Sequence[Sequence[int]], pad_token_id: int, device: Any = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded (ids, mask) of token rows. Shape: -> (B, max len) twice."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    return ids.to(device), mask.to(device)
+
+
 def encode_for_reward(
     tokenizer: Any,
     prompts: Sequence[str],
@@ -52,21 +84,8 @@ def encode_for_reward(
     device: Any = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded (ids, mask) of prompt + response + eos; long responses are cut before eos."""
-    limit = max_length or tokenizer.model_max_length
-    rows = []
-    for prompt, response in zip(prompts, responses):
-        p_ids = tokenizer(format_prompt(tokenizer, prompt, template), add_special_tokens=False)
-        r_ids = tokenizer(response, add_special_tokens=False)["input_ids"] if response else []
-        rows.append(
-            [*(list(p_ids["input_ids"]) + list(r_ids))[: limit - 1], tokenizer.eos_token_id]
-        )
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row)
-        mask[i, : len(row)] = 1
-    return ids.to(device), mask.to(device)
+    rows = reward_token_rows(tokenizer, prompts, responses, template, max_length)
+    return pad_rows(rows, tokenizer.pad_token_id, device)
 
 
 @torch.no_grad()

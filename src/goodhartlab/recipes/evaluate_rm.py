@@ -58,8 +58,9 @@ def sample_policy_pairs(
         top_k=gen.top_k, top_p=gen.top_p, batch_size=gen.batch_size, seed=seed, template=template,
     )  # fmt: skip
     # A response cut at the token limit has no eos; label_pairs scores responses as ended, so
-    # such pairs (rare after SFT) are dropped rather than mislabelled.
-    ok = [texts[2 * i].ended and texts[2 * i + 1].ended for i in range(n)]
+    # such pairs (rare after SFT) are dropped rather than mislabelled. Pairs with an empty
+    # response (eos first; ~2 in 10^4) are dropped too: preference files refuse empty texts.
+    ok = [all(t.ended and t.response for t in texts[2 * i : 2 * i + 2]) for i in range(n)]
     a = [texts[2 * i].response for i in range(n) if ok[i]]
     b = [texts[2 * i + 1].response for i in range(n) if ok[i]]
     kept = [p for p, k in zip(prompts, ok) if k]
@@ -126,25 +127,36 @@ def score_report(scores: np.ndarray, tok: Any, pairs: PairSet, plot: str | Path 
 
 
 def ensemble_disagreement(members: list, pairs: PairSet, template: str | None) -> dict:
-    """Mean std across members on policy samples vs filler-stuffed and over-long variants (toy)."""
+    """Mean std across members on policy samples and on off-distribution variants (toy).
+
+    `ensemble_std/*` is the raw std of member scores (ddof 0, no normalization, as in the
+    seeds); `ensemble_zstd/*` first standardizes each member by its mean/std on the policy
+    samples, so members with a larger score scale do not dominate.
+    """
     from goodhartlab.core.ensemble import ensemble_std
     from goodhartlab.models.reward import score_texts
-    from goodhartlab.toyworld.perturb import overlong, stuff_fillers
+    from goodhartlab.toyworld import perturb
 
     rng = np.random.default_rng(0)
     prompts = [p.prompt for p in pairs.pairs]
     base = [p.chosen for p in pairs.pairs]
     variants = {
         "policy_samples": base,
-        "filler_stuffed": [stuff_fillers(r) for r in base],
-        "over_long": [overlong(p, r, rng) for p, r in zip(prompts, base)],
+        "filler_stuffed": [perturb.stuff_fillers(r) for r in base],
+        "filler_spread": [perturb.spread_fillers(r) for r in base],
+        "over_long": [perturb.overlong(p, r, rng) for p, r in zip(prompts, base)],
+        "repeated_item": [perturb.repeat_item(p, r) for p, r in zip(prompts, base)],
     }
-    out = {}
+    out, ref = {}, None
     for name, responses in variants.items():
         scores = np.stack(
             [score_texts(m, t, prompts, responses, template=template) for m, t in members]
         )
+        if ref is None:
+            ref = scores.mean(axis=1, keepdims=True), scores.std(axis=1, keepdims=True)
         out[f"ensemble_std/{name}"] = float(ensemble_std(scores, ddof=0).mean())
+        z = (scores - ref[0]) / np.maximum(ref[1], 1e-12)
+        out[f"ensemble_zstd/{name}"] = float(ensemble_std(z, ddof=0).mean())
     return out
 
 
@@ -227,5 +239,5 @@ def print_report(report: dict) -> None:
         table.add_row(str(name), *[f"{res.get(c, float('nan')):.3f}" for c in cols])
     Console().print(table)
     for key, value in report.get("ensemble", {}).items():
-        if key.startswith("ensemble_std/"):
+        if key.startswith(("ensemble_std/", "ensemble_zstd/")):
             print(f"{key}: {value:.4f}")

@@ -89,36 +89,39 @@ def apply_interventions(cfg: TrainRMConfig, pairs: PairSet, tok: Any) -> tuple[P
     if cfg.data.rand_ratio > 0:
         prefs = length_debias.rand_ratio_augment(prefs, cfg.data.rand_ratio, rng)
     if cfg.data.balance_len:
-        prefs = length_debias.balance_len(prefs, n_tokens, rng)
+        prefs = length_debias.balance_len(prefs, n_tokens, rng, cfg.data.balance_bin_width)
     info["n_pairs_out"] = len(prefs)
     info["length_after"] = vars(length_debias.length_stats(prefs, n_tokens))
     return PairSet(prefs), info
 
 
-def encode_pairs(tok: Any, pairs: list[Preference], cfg: TrainRMConfig, device: Any):
-    """Chosen rows then rejected rows in one right-padded batch (one forward pass per step)."""
-    from goodhartlab.models.reward import encode_for_reward
+def encode_pairs(tok: Any, pairs: list[Preference], cfg: TrainRMConfig) -> list[list[int]]:
+    """Token rows of every pair, tokenized once: chosen of pair i at 2i, rejected at 2i + 1."""
+    from goodhartlab.models.reward import reward_token_rows
 
-    prompts = [p.prompt for p in pairs] * 2
-    responses = [p.chosen for p in pairs] + [p.rejected for p in pairs]
-    return encode_for_reward(
-        tok, prompts, responses, cfg.data.template, cfg.data.max_length, device
-    )
+    prompts = [p.prompt for p in pairs for _ in range(2)]
+    responses = [r for p in pairs for r in (p.chosen, p.rejected)]
+    return reward_token_rows(tok, prompts, responses, cfg.data.template, cfg.data.max_length)
 
 
-def step_loss(cfg: TrainRMConfig, model: Any, tok: Any, pairs: list[Preference], device: Any):
-    """Mean BT (+ β·KL for InfoRM) loss of a batch; returns (loss, chosen-minus-rejected margins)."""
+def step_loss(cfg: TrainRMConfig, model: Any, batch: list, pad_id: int, device: Any):
+    """Mean BT (+ β·KL for InfoRM) loss of a batch of (pair, chosen row, rejected row).
+
+    Chosen rows then rejected rows go through one right-padded forward pass.
+    Returns (loss, chosen-minus-rejected margins, mean KL or None).
+    """
     import torch
 
     from goodhartlab.core.bottleneck import gaussian_kl
     from goodhartlab.core.preference import bradley_terry_loss
-    from goodhartlab.models.reward import reward_forward
+    from goodhartlab.models.reward import pad_rows, reward_forward
 
-    out = reward_forward(model, *encode_pairs(tok, pairs, cfg, device))
+    rows = [b[1] for b in batch] + [b[2] for b in batch]
+    out = reward_forward(model, *pad_rows(rows, pad_id, device))
     chosen, rejected = out.scores.chunk(2)
     margin = None
     if cfg.loss.use_margin:
-        margin = torch.tensor([p.margin or 0.0 for p in pairs], device=device)
+        margin = torch.tensor([b[0].margin or 0.0 for b in batch], device=device)
     per_pair = bradley_terry_loss(
         chosen, rejected, margin=margin, l2_coef=cfg.loss.l2_coef, center_coef=cfg.loss.center_coef
     )
@@ -166,13 +169,14 @@ def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, res
         member.truncate_metrics_after(start)
         if (ckpt / CARTO_FILE).exists():
             carto = CartographyLog.load(ckpt / CARTO_FILE)
+    rows = encode_pairs(tok, train.pairs, cfg)
     model.train()
     with progress_bar(f"rm seed {seed}", len(steps) - start) as advance:
         for step in range(start, len(steps)):
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, len(steps), cfg.optim)
-            batch = [train.pairs[i] for i in steps[step]]
-            loss, margins, kl = step_loss(cfg, model, tok, batch, device)
+            batch = [(train.pairs[i], rows[2 * i], rows[2 * i + 1]) for i in steps[step]]
+            loss, margins, kl = step_loss(cfg, model, batch, tok.pad_token_id, device)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
             opt.step()
