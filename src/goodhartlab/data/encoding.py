@@ -8,6 +8,7 @@ never learned to stop is the first thing overoptimization exploits.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,10 +28,18 @@ def format_prompt(tokenizer: Any, prompt: str, template: str | None = None) -> s
             sep=tokenizer.sep_token or "",
         )
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
+        rendered = _RENDERED.setdefault(tokenizer, {})
+        if prompt not in rendered:
+            rendered[prompt] = tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
+        return rendered[prompt]
     return prompt
+
+
+# Chat-template renderings per tokenizer. Why: rendering runs Jinja (~1 ms a prompt), and
+# best-of-n and PPO format the same prompt hundreds of times; this was 28% of scoring time.
+_RENDERED: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
 
 
 def _ids(tokenizer: Any, text: str) -> list[int]:
