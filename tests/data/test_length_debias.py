@@ -120,3 +120,17 @@ def test_rand_ratio_without_self_pairs() -> None:
         assert {p.rejected for p in new} <= {f"good{i}" for i in range(20)}
     two = rand_ratio_augment(prefs[:4], 0.5, np.random.default_rng(0), allow_self=False)
     assert [p.rejected for p in two[4:]] == ["good1", "good0"]
+
+
+def test_balance_keep_equal_mode_hand_case() -> None:
+    from goodhartlab.data.length_debias import balance_len_indices
+
+    # diffs: two equal, three +1, one -1, one +2, two -2, one +5 (no mirror)
+    diff = np.array([0, 0, 1, 1, 1, -1, 2, -2, -2, 5])
+    keep = balance_len_indices(diff, np.random.default_rng(0), bin_width=1, equal="keep")
+    kept = diff[keep]
+    assert sorted(kept.tolist()) == [-2, -1, 0, 0, 1, 2]
+    assert set(keep[kept == -1].tolist()) == {5} and set(keep[kept == 0].tolist()) == {0, 1}
+    seed = balance_len_indices(diff, np.random.default_rng(0), bin_width=1)
+    # the seed's edges pair (-1, 0] (equal lengths) with (0, 1], and (-2, -1] with (1, 2]
+    assert sorted(diff[seed].tolist()) == [-1, 0, 0, 1, 1, 2]

@@ -219,6 +219,18 @@ def test_balance_len_equalizes_the_length_heuristic(teacher_pairs, tmp_path) -> 
     assert after["frac_chosen_longer"] == pytest.approx(0.5, abs=0.01)
 
 
+def test_balance_len_preset_keeps_equal_lengths(teacher_pairs, tmp_path) -> None:
+    out = tmp_path / "run"
+    extra = ("train.log_cartography=false", "train.epochs=1")
+    assert main(["train-rm", "--config", "balance_len", "--out", str(out),
+                 *_file_args(teacher_pairs, *extra)]) == 0  # fmt: skip
+    data = json.loads((out / "rm_summary.json").read_text())["data"]
+    before, after = data["length_before"], data["length_after"]
+    n_equal = round(before["frac_equal"] * before["n"])
+    assert round(after["frac_equal"] * after["n"]) == n_equal  # all kept
+    assert after["mean_diff"] == 0.0  # every |Δ| has as many longer as shorter chosen
+
+
 def _bad_run(tmp_path, capsys, rows: list[str]) -> str:
     bad = tmp_path / "bad.jsonl"
     bad.write_text("\n".join(rows) + "\n")

@@ -110,6 +110,9 @@ class PreferenceDataConfig:
     generation: GenerationConfig = _f(GenerationConfig, "sampling of toy policy pairs")
     balance_len: bool = _f(False, "length-balance the train pairs (Singhal et al.)")
     balance_bin_width: float = _f(10.0, "balance_len: width of the length-difference bins")
+    balance_equal: Literal["as_shorter", "keep"] = _f(
+        "as_shorter", "balance_len: equal lengths count as shorter (seed), or are all kept"
+    )
     rand_ratio: float = _f(0.0, "random-pair augmentation ratio (R-DA), appended")
     carto_file: str | None = _f(None, "cartography stats JSONL for confidence truncation")
     carto_low: float | None = _f(None, "keep pairs with confidence above this")

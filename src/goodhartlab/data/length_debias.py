@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from goodhartlab.data.formats import Preference
 
 LengthFn = Callable[[str], float]
+EqualMode = Literal["as_shorter", "keep"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ def balance_len_indices(
     rng: np.random.Generator,
     bin_width: float = 10.0,
     max_abs_diff: float = 200.0,
+    equal: EqualMode = "as_shorter",
 ) -> np.ndarray:
     """Indices kept by length balancing (spec §B.3.1), in increasing order.
 
@@ -97,7 +100,18 @@ def balance_len_indices(
     everything else, including |diff| beyond `max_abs_diff` and any bin whose mirror is empty.
     Why mirrored bins rather than one global "chosen longer" vs "shorter" down-sample: it
     equalises the heuristic within every size of length gap, not just on average.
+
+    `equal="as_shorter"` is the seed: equal lengths fall in the (-w, 0] bin, the "shorter"
+    side. `equal="keep"` keeps every equal-length pair (they carry no length signal) and
+    balances strictly shorter against strictly longer in bins of |diff|: [-b, -a) with (a, b].
+    Why the second mode: with short answers many pairs have equal length, and counting them as
+    "shorter" makes balancing drop them and *raise* the share of "chosen longer" among the
+    pairs of unequal length.
     """
+    if equal == "keep":
+        return _balance_keep_equal(np.asarray(diff, dtype=np.float64), rng, bin_width, max_abs_diff)
+    if equal != "as_shorter":
+        raise ValueError(f"equal must be 'as_shorter' or 'keep', got {equal!r}")
     bins = length_bins(diff, bin_width, max_abs_diff)
     n_bins = _n_bins(bin_width, max_abs_diff)
     kept: list[np.ndarray] = []
@@ -112,12 +126,29 @@ def balance_len_indices(
     return np.sort(np.concatenate(kept)).astype(np.int64)
 
 
+def _balance_keep_equal(
+    diff: np.ndarray, rng: np.random.Generator, bin_width: float, max_abs_diff: float
+) -> np.ndarray:
+    n_bins = _n_bins(bin_width, max_abs_diff) // 2
+    mag = np.ceil(np.abs(diff) / bin_width).astype(np.int64) - 1  # (a, a + w] of |diff|
+    kept = [np.flatnonzero(diff == 0)]
+    for j in range(n_bins):
+        in_bin = (mag == j) & (diff != 0)
+        neg, pos = np.flatnonzero(in_bin & (diff < 0)), np.flatnonzero(in_bin & (diff > 0))
+        m = min(len(neg), len(pos))
+        if m:
+            kept.append(rng.choice(neg, size=m, replace=False))
+            kept.append(rng.choice(pos, size=m, replace=False))
+    return np.sort(np.concatenate(kept)).astype(np.int64)
+
+
 def balance_len(
     prefs: Sequence[Preference],
     length_fn: LengthFn,
     rng: np.random.Generator,
     bin_width: float = 10.0,
     max_abs_diff: float = 200.0,
+    equal: EqualMode = "as_shorter",
 ) -> list[Preference]:
     """Length-balanced subset of `prefs` (spec §B.3.1), in the original order.
 
@@ -126,7 +157,8 @@ def balance_len(
     balancing the fraction with chosen strictly longer is exactly 0.5. The set can shrink a
     lot; the paper applies this to the training split only.
     """
-    keep = balance_len_indices(length_diffs(prefs, length_fn), rng, bin_width, max_abs_diff)
+    diff = length_diffs(prefs, length_fn)
+    keep = balance_len_indices(diff, rng, bin_width, max_abs_diff, equal)
     return [prefs[i] for i in keep]
 
 

@@ -89,7 +89,8 @@ def apply_interventions(cfg: TrainRMConfig, pairs: PairSet, tok: Any) -> tuple[P
     if cfg.data.rand_ratio > 0:
         prefs = length_debias.rand_ratio_augment(prefs, cfg.data.rand_ratio, rng)
     if cfg.data.balance_len:
-        prefs = length_debias.balance_len(prefs, n_tokens, rng, cfg.data.balance_bin_width)
+        width, equal = cfg.data.balance_bin_width, cfg.data.balance_equal
+        prefs = length_debias.balance_len(prefs, n_tokens, rng, width, equal=equal)
     info["n_pairs_out"] = len(prefs)
     info["length_after"] = vars(length_debias.length_stats(prefs, n_tokens))
     return PairSet(prefs), info
