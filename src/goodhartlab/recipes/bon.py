@@ -286,20 +286,20 @@ def write_outputs(run: RunDir, curves: dict[str, list[dict]]) -> None:
 
 
 def print_table(curves: dict[str, list[dict]]) -> None:
+    """Two tables (gold, then proxy) with one column per curve: readable at 8+ curves."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="best-of-n (unbiased estimator): proxy / gold")
-    table.add_column("n", justify="right")
+    console = Console()
     names = list(curves)
-    for name in names:
-        table.add_column(name.split("/", 1)[1], justify="right")
-    for i, row in enumerate(next(iter(curves.values()))):
-        cells = [
-            f"{curves[k][i]['proxy_score']:.2f} / {curves[k][i]['gold_score']:.3f}" for k in names
-        ]
-        table.add_row(str(row["n"]), *cells)
-    Console().print(table)
+    for score, label in (("gold_score", "gold"), ("proxy_score", "proxy")):
+        table = Table(title=f"best-of-n (unbiased estimator): {label}")
+        table.add_column("n", justify="right")
+        for name in names:
+            table.add_column(name.split("/", 1)[1].removeprefix("rm_"), justify="right")
+        for i, row in enumerate(next(iter(curves.values()))):
+            table.add_row(str(row["n"]), *(f"{curves[k][i][score]:.3f}" for k in names))
+        console.print(table)
 
 
 def run(cfg: BonConfig, run_dir: RunDir, resume: bool = False) -> dict:
