@@ -150,3 +150,24 @@ def test_nan_reward_stops_with_a_clear_error() -> None:
     lp = PPORewardConfig(kind="len_only", len_only=4.0)
     rewards, _ = training_scores(lp, scores, torch.tensor([2, 4]), RunningRewardStats())
     assert rewards.tolist() == [0.5, 1.0]  # 1 - |L/N - 1|
+
+
+def test_inform_rms_and_ensembles_work_as_proxies(models, tmp_path) -> None:
+    from goodhartlab.models.inform import InfoRMConfig
+    from goodhartlab.models.reward import write_ensemble_manifest
+
+    for seed in (1, 2):
+        rm, tok = load_reward_model(
+            "toy:rm", device="cpu", seed=seed, inform=InfoRMConfig(latent_dim=8)
+        )
+        save_reward_model(rm, tok, tmp_path / f"rm_seed{seed}" / "model", 0.5, 2.0)
+    write_ensemble_manifest(
+        tmp_path / "ensemble.json", [{"seed": s, "path": f"rm_seed{s}/model"} for s in (1, 2)]
+    )
+    out = tmp_path / "run"
+    args = _args(out, models, f"reward.reward_models=[{tmp_path}]", "reward.objective=wco",
+                 "ppo.iterations=2")  # fmt: skip
+    assert main(args) == 0
+    rows = _metrics(out)
+    assert rows[1]["ensemble/std"] > 0  # two different members were scored
+    assert "eval/reward/proxy" in rows[-1]
