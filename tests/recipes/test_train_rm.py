@@ -158,8 +158,10 @@ def test_rm_beats_chance_on_teacher_pairs(teacher_pairs, tmp_path) -> None:
     assert len(stats) == 640 and all(0 < r["confidence"] < 1 for r in stats)
 
 
-def test_killed_run_resumes_to_the_same_numbers(teacher_pairs, tmp_path) -> None:
-    args = ["train-rm", "--config", "smoke", *_file_args(teacher_pairs, "seeds=[1,2]")]
+@pytest.mark.parametrize("kind", ["bt", "inform"])
+def test_killed_run_resumes_to_the_same_numbers(teacher_pairs, tmp_path, kind) -> None:
+    extra = ["seeds=[1,2]"] + (["inform.enabled=true", "inform.latent_dim=8"] * (kind == "inform"))
+    args = ["train-rm", "--config", "smoke", *_file_args(teacher_pairs, *extra)]
     ref = tmp_path / "ref"
     assert main([*args, "--out", str(ref)]) == 0
     out = tmp_path / "killed"
@@ -183,8 +185,10 @@ def test_killed_run_resumes_to_the_same_numbers(teacher_pairs, tmp_path) -> None
         assert _metrics(out / member / "metrics.jsonl") == _metrics(ref / member / "metrics.jsonl")
         carto = (out / member / "cartography.jsonl").read_text()
         assert carto == (ref / member / "cartography.jsonl").read_text()
-        a = (out / member / "model" / "model.safetensors").read_bytes()
-        assert a == (ref / member / "model" / "model.safetensors").read_bytes()
+        weights = sorted((ref / member / "model").glob("*.safetensors"))
+        assert len(weights) == (2 if kind == "inform" else 1)
+        for path in weights:
+            assert (out / member / "model" / path.name).read_bytes() == path.read_bytes()
 
 
 def test_inform_rm_trains_saves_and_exposes_latents(teacher_pairs, tmp_path) -> None:
