@@ -257,3 +257,45 @@ def test_missing_column_names_file_line_and_field(tmp_path, capsys) -> None:
     good = '{"prompt": "list one colors", "chosen": "red", "rejected": "dog"}'
     err = _bad_run(tmp_path, capsys, [good, '{"prompt": "list one colors", "chosen": "red"}'])
     assert "bad.jsonl:2" in err and "rejected" in err
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory) -> str:
+    """A random-init 2-layer BERT on the toy tokenizer: an encoder backbone."""
+    from transformers import BertConfig, BertModel
+
+    from goodhartlab.toyworld.vocab import build_tokenizer
+
+    out = tmp_path_factory.mktemp("bert")
+    tok = build_tokenizer()
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2,
+                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+                     pad_token_id=tok.pad_token_id)  # fmt: skip
+    torch.manual_seed(0)
+    BertModel(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return str(out)
+
+
+@pytest.mark.parametrize("inform", [False, True])
+def test_encoder_backbone_trains(teacher_pairs, tiny_encoder, tmp_path, inform) -> None:
+    from goodhartlab.models.reward import encode_for_reward, load_reward_model, score_texts
+
+    out = tmp_path / "run"
+    extra = (f"model.source={tiny_encoder}", f"inform.enabled={str(inform).lower()}")
+    assert main(["train-rm", "--config", "smoke", "--out", str(out),
+                 *_file_args(teacher_pairs, *extra)]) == 0  # fmt: skip
+    res = json.loads((out / "rm_summary.json").read_text())["members"]["1"]
+    assert res["accuracy_vs_gold"] > 0.6, res
+    if not inform:
+        from transformers import AutoModelForSequenceClassification
+
+        path = out / "rm_seed1" / "model"
+        ours, tok = load_reward_model(str(path))
+        plain = AutoModelForSequenceClassification.from_pretrained(path).eval()
+        assert plain.config.model_type == "bert"
+        prompts, responses = ["list two colors", "list one tools"], ["red and blue", "saw"]
+        ids, mask = encode_for_reward(tok, prompts, responses)
+        with torch.no_grad():
+            theirs = plain(input_ids=ids, attention_mask=mask).logits[:, 0].double().numpy()
+        np.testing.assert_array_equal(score_texts(ours, tok, prompts, responses), theirs)
