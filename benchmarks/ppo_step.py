@@ -10,7 +10,8 @@ Both sides use the same toy policy, value model, reward model, prompts and the s
     rollout-time logprobs, the reference logprobs and the values, then the same scoring,
     GAE and update.
 Models are random-init toy models (no training needed); `--policy DIR` uses a trained one, whose
-shorter answers favour our sampler further. Times are medians over --iterations after a warm-up.
+shorter answers favour our sampler further. Iterations alternate between the two sides; times are medians over --iterations after a
+warm-up.
 """
 
 from __future__ import annotations
@@ -112,9 +113,11 @@ def main(argv: list[str] | None = None) -> int:
             "ours": lambda it: ppo_iteration(cfg, state, models, it, None),
             "obvious": lambda it: obvious_iteration(cfg, state, models, it),
         }
-        for name, step in steps.items():
+        for step in steps.values():
             step(0)  # warm-up
-            for it in range(1, args.iterations + 1):
+        # interleaved, so both sides see the same (slowly changing) policy and machine load
+        for it in range(1, args.iterations + 1):
+            for name, step in steps.items():
                 start = time.perf_counter()
                 step(it)
                 timings[name].append(time.perf_counter() - start)

@@ -52,6 +52,7 @@ def test_logprobs_equal_a_full_forward_pass(policy) -> None:
 def test_rows_stop_at_eos_and_are_padded(policy) -> None:
     model, tok = policy
     out = _sample(model, tok, max_new_tokens=30)
+    assert out.response_ids.shape[1] == int(out.response_mask.sum(1).max())  # no pad-only columns
     for row in range(len(PROMPTS)):
         ids, m = out.response_ids[row], out.response_mask[row]
         n = int(m.sum())

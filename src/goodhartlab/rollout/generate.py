@@ -23,8 +23,9 @@ import torch
 class Generation:
     """The result of `sample` for B prompts and at most T new tokens.
 
-    Shape: prompt_ids/prompt_mask (B, P); response_ids/response_mask/logprobs (B, T);
-    ended (B,). response_mask is True on generated tokens, the eos included; logprobs are
+    Shape: prompt_ids/prompt_mask (B, P); response_ids/response_mask/logprobs (B, T), where
+    T <= max_new_tokens is the longest response of the batch (so later teacher-forced passes
+    do not pay for columns of padding); ended (B,). response_mask is True on generated tokens, the eos included; logprobs are
     log-probabilities of the sampled tokens under the distribution sampled from
     (softmax(logits / temperature) after top-k / top-p), 0 where the mask is False.
     """
@@ -132,7 +133,8 @@ def sample(
         logprobs[rows, t] = token_logprob
         mask[rows, t] = True
         alive = token != eos_token_id
-        if t + 1 == max_new_tokens or not bool(alive.any()):
+        width = t + 1
+        if width == max_new_tokens or not bool(alive.any()):
             break
         if not bool(alive.all()):
             # Drop finished rows from the batch and the cache: later steps cost what the
@@ -151,5 +153,6 @@ def sample(
         )
         cache = out.get(cache_arg)
         next_position = next_position + 1
+    tokens, mask, logprobs = tokens[:, :width], mask[:, :width], logprobs[:, :width]
     ended = ((tokens == eos_token_id) & mask).any(dim=1)
     return Generation(prompt_ids, prompt_mask, tokens, mask, logprobs, ended)
