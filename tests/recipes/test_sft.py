@@ -1,11 +1,6 @@
 """SFT end to end on the toy world at smoke size: it learns, saves, samples, and resumes exactly."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -41,18 +36,11 @@ def test_sft_learns_and_saves(smoke_run) -> None:
     assert len(samples) == 128 and {"prompt", "response", "ended", "gold"} <= set(samples[0])
 
 
-def test_killed_run_resumes_to_same_numbers(smoke_run, tmp_path) -> None:
+def test_killed_run_resumes_to_same_numbers(smoke_run, tmp_path, kill_at_checkpoint) -> None:
     out = tmp_path / "killed"
-    args = [sys.executable, "-m", "goodhartlab", "sft", "--config", "smoke", "--out", str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    marker = out / "checkpoints" / "latest"
-    deadline = time.time() + 120
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_at_checkpoint(
+        ["sft", "--config", "smoke", "--out", str(out)], out / "checkpoints" / "latest"
+    )
     assert not (out / "sft_summary.json").exists()
     assert main(["sft", "--config", "smoke", "--out", str(out), "--resume"]) == 0
     assert _metrics(out) == _metrics(smoke_run)

@@ -9,11 +9,6 @@ test ever trains the full toy SFT policy.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -159,22 +154,15 @@ def test_rm_beats_chance_on_teacher_pairs(teacher_pairs, tmp_path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["bt", "inform"])
-def test_killed_run_resumes_to_the_same_numbers(teacher_pairs, tmp_path, kind) -> None:
+def test_killed_run_resumes_to_the_same_numbers(
+    teacher_pairs, tmp_path, kind, kill_at_checkpoint
+) -> None:
     extra = ["seeds=[1,2]"] + (["inform.enabled=true", "inform.latent_dim=8"] * (kind == "inform"))
     args = ["train-rm", "--config", "smoke", *_file_args(teacher_pairs, *extra)]
     ref = tmp_path / "ref"
     assert main([*args, "--out", str(ref)]) == 0
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "goodhartlab", *args, "--out", str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    marker = out / "rm_seed1" / "checkpoints" / "latest"
-    deadline = time.time() + 120
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_at_checkpoint([*args, "--out", str(out)], out / "rm_seed1" / "checkpoints" / "latest")
     assert not (out / "rm_summary.json").exists()
     assert main([*args, "--out", str(out), "--resume"]) == 0
     ours = json.loads((out / "rm_summary.json").read_text())
