@@ -79,6 +79,11 @@ def messages_to_text(messages: list[Message], add_generation_prompt: bool = Fals
     return text + "\n\nAssistant:" if add_generation_prompt else text
 
 
+def prompt_text(prompt: Prompt) -> str:
+    """A loaded prompt as text for a tokenizer: itself, or its messages rendered for generation."""
+    return prompt if isinstance(prompt, str) else messages_to_text(prompt, True)
+
+
 def split_common_prefix(chosen: str, rejected: str) -> tuple[str, str, str]:
     """Split two full texts into (prompt, chosen_response, rejected_response).
 
@@ -177,6 +182,11 @@ def load_prompts(
     """
     items, _, skipped = _convert(path, lambda rec: _text_or_messages(rec, prompt_key), skip_invalid)
     return _result(items, skipped, skip_invalid)
+
+
+def load_prompt_texts(path: str | Path) -> list[str]:
+    """Prompts of a file as text (chat prompts rendered by `prompt_text`), for generation."""
+    return [prompt_text(p) for p in load_prompts(path)]
 
 
 def load_demonstrations(

@@ -37,6 +37,12 @@ class Scored:
     gold: np.ndarray | None = None
     proxy: dict[str, np.ndarray] = field(default_factory=dict)
 
+    def flat(self) -> tuple[list[str], list[str], tuple[int, int]]:
+        """(prompt per answer, answers) in row-major order, and the (P, N) shape to fold back."""
+        prompts = [p for p, row in zip(self.prompts, self.answers) for _ in row]
+        answers = [a for row in self.answers for a in row]
+        return prompts, answers, (len(self.prompts), len(self.answers[0]))
+
     def rows(self) -> list[dict[str, Any]]:
         out = []
         for p, prompt in enumerate(self.prompts):
@@ -58,12 +64,12 @@ def save_scored(run: RunDir, scored: Scored) -> Path:
 
 def load_scored(path: str | Path) -> Scored:
     """Our scored file (with ended and proxy_scores) or the seeds' layout (gold only)."""
-    from goodhartlab.data.formats import load_scored_generations, messages_to_text
+    from goodhartlab.data.formats import load_scored_generations, prompt_text
     from goodhartlab.data.records import read_records
 
     gens = load_scored_generations(path)
     n = gens.gold_scores.shape[1]
-    prompts = [p if isinstance(p, str) else messages_to_text(p, True) for p in gens.prompts]
+    prompts = [prompt_text(p) for p in gens.prompts]
     records = read_records(path)
     ended, proxy = None, {}
     if "ended" in records[0].data:
@@ -100,7 +106,7 @@ def _member(rec: Any, key: str, n: int) -> list[Any]:
 
 def sample_generations(cfg: BonConfig) -> Scored:
     """Step 1 (sampling): N answers per prompt from the policy, with eos flags."""
-    from goodhartlab.data.formats import load_prompts, messages_to_text
+    from goodhartlab.data.formats import load_prompt_texts
     from goodhartlab.models import load_policy
     from goodhartlab.rollout.sampling import sample_texts
     from goodhartlab.runs.progress import progress_bar
@@ -114,8 +120,7 @@ def sample_generations(cfg: BonConfig) -> Scored:
             p.text for p in sample_prompts(g.n_prompts, np.random.default_rng(cfg.seed + 1000))
         ]
     else:
-        loaded = load_prompts(g.prompts)[: g.n_prompts]
-        prompts = [p if isinstance(p, str) else messages_to_text(p, True) for p in loaded]
+        prompts = load_prompt_texts(g.prompts)[: g.n_prompts]
     policy, tok = load_policy(resolve_source(g.policy), device=cfg.device)
     policy.eval()
     repeated = [p for p in prompts for _ in range(g.n_samples)]
@@ -141,9 +146,7 @@ def score_gold(cfg: BonConfig, scored: Scored, from_file: bool) -> None:
         if scored.gold is None:
             raise input_error("gold=file needs a generations file with gold_scores", "gold")
         return
-    flat_prompts = [p for p, row in zip(scored.prompts, scored.answers) for _ in row]
-    flat_answers = [a for row in scored.answers for a in row]
-    shape = (len(scored.prompts), len(scored.answers[0]))
+    flat_prompts, flat_answers, shape = scored.flat()
     if gold == "toy":
         from goodhartlab.toyworld import gold_reward
 
@@ -196,9 +199,7 @@ def resolve_members(cfg: BonConfig) -> list[Path]:
 
 def score_proxies(cfg: BonConfig, run: RunDir, scored: Scored, members: list[Path]) -> None:
     """Step 2: score with each member not already in `scored.proxy`; save after each member."""
-    flat_prompts = [p for p, row in zip(scored.prompts, scored.answers) for _ in row]
-    flat_answers = [a for row in scored.answers for a in row]
-    shape = (len(scored.prompts), len(scored.answers[0]))
+    flat_prompts, flat_answers, shape = scored.flat()
     todo = [m for m in members if str(m) not in scored.proxy]
     if len(todo) < len(members):
         print(f"bon: reusing stored proxy scores of {len(members) - len(todo)} member(s)")

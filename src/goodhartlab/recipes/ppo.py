@@ -152,8 +152,9 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole recipe; returns the summary also written to RUN/ppo_summary.json."""
     import torch
 
+    from goodhartlab.data.formats import load_prompt_texts
     from goodhartlab.models import save_model
-    from goodhartlab.recipes.ppo_eval import eval_prompts, load_prompt_texts
+    from goodhartlab.recipes.ppo_eval import eval_prompts
     from goodhartlab.recipes.ppo_reward import load_reward_models
     from goodhartlab.recipes.ppo_step import ppo_iteration
     from goodhartlab.runs.progress import progress_bar

@@ -26,13 +26,9 @@ def eval_prompts(source: str, n: int) -> list[str]:
         from goodhartlab.toyworld.teacher import sample_prompts
 
         return [p.text for p in sample_prompts(n, np.random.default_rng(EVAL_PROMPT_SEED))]
+    from goodhartlab.data.formats import load_prompt_texts
+
     return load_prompt_texts(source)[:n]
-
-
-def load_prompt_texts(path: str) -> list[str]:
-    from goodhartlab.data.formats import load_prompts, messages_to_text
-
-    return [p if isinstance(p, str) else messages_to_text(p, True) for p in load_prompts(path)]
 
 
 @dataclass

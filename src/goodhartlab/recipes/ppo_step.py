@@ -55,10 +55,23 @@ def draw_prompts(cfg: PPOConfig, iteration: int, pool: list[str] | None) -> list
     return [pool[i] for i in rng.choice(len(pool), size=n, replace=len(pool) < n)]
 
 
+def policy_and_values(state: PPOState, batch: SequenceBatch, temperature: float):
+    """One policy pass and the values: from the policy's hidden states (head) or the value net.
+
+    Shape: -> (PolicyPass with (B, T) tensors, values (B, T)); grad as the caller enables it.
+    """
+    from goodhartlab.rollout.llm import policy_pass, value_pass
+
+    head = state.value_head
+    out = policy_pass(state.policy, batch, temperature, want_hidden=head is not None)
+    if head is not None:
+        return out, head(out.hidden.float())
+    return out, value_pass(state.value_model, batch)
+
+
 def forward_fn(state: PPOState, temperature: float):
     """`rl.ppo_update`'s forward: logprobs, values and entropy of a minibatch (with grad)."""
     from goodhartlab.rl.ppo_update import ForwardOut
-    from goodhartlab.rollout.llm import policy_pass, value_pass
 
     def forward(minibatch: dict[str, torch.Tensor]) -> ForwardOut:
         batch = SequenceBatch(
@@ -67,13 +80,7 @@ def forward_fn(state: PPOState, temperature: float):
             minibatch["response_ids"],
             minibatch["mask"],
         )
-        out = policy_pass(
-            state.policy, batch, temperature, want_hidden=state.value_head is not None
-        )
-        if state.value_head is not None:
-            values = state.value_head(out.hidden.float())
-        else:
-            values = value_pass(state.value_model, batch)
+        out, values = policy_and_values(state, batch, temperature)
         return ForwardOut(out.logprobs, values, out.entropy)
 
     return forward
@@ -91,19 +98,11 @@ def _old_and_ref(
     """
     from goodhartlab.rollout.llm import policy_pass, value_pass
 
-    if sampled is not None and state.value_head is None:
-        old = sampled
-    else:
-        passed = policy_pass(
-            state.policy, batch, temperature, want_hidden=state.value_head is not None
-        )
-        old = passed.logprobs
     ref = policy_pass(state.reference, batch, temperature).logprobs
-    if state.value_head is not None:
-        values = state.value_head(passed.hidden.float())
-    else:
-        values = value_pass(state.value_model, batch)
-    return old, ref, values
+    if sampled is not None and state.value_head is None:
+        return sampled, ref, value_pass(state.value_model, batch)
+    out, values = policy_and_values(state, batch, temperature)
+    return out.logprobs, ref, values
 
 
 def divergence_metrics(
