@@ -121,6 +121,12 @@ def test_bad_job_lists_are_config_errors(tmp_path) -> None:
         run_jobs([a], workers=0)
 
 
+def test_the_ray_backend_without_ray_says_how_to_install_it(tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(GoodhartError, match=r"pip install 'goodhartlab\[ray\]'"):
+        run_jobs([_job(tmp_path, "a")], backend="ray")
+
+
 def test_one_line_and_plain() -> None:
     assert one_line(ConfigError("a\n  b")) == "a b"
     assert one_line(KeyError("k")) == "KeyError: 'k'"

@@ -147,7 +147,7 @@ def finished_result(job: Job) -> JobResult | None:
     saved = Path(job.out) / CONFIG_FILE
     text = _config_text(job)
     if text is not None and saved.is_file() and saved.read_text(encoding="utf-8") != text:
-        return _failed(job, f"{job.out}: finished with another config; remove it to rerun")
+        return failed_result(job, f"{job.out}: finished with another config; remove it to rerun")
     return JobResult(job, "skipped", 0.0, done.get("summary"), None)
 
 
@@ -227,10 +227,10 @@ def run_in_processes(jobs: list[Job], workers: int) -> Iterator[tuple[int, JobRe
                 try:
                     result = future.result()
                 except BrokenProcessPool:
-                    result = _failed(jobs[k], "worker process died (killed or out of memory); "
+                    result = failed_result(jobs[k], "worker process died (killed or out of memory); "
                                      "run again to resume the job")  # fmt: skip
                 except BaseException as exc:  # an exception the worker could not catch
-                    result = _failed(jobs[k], one_line(exc))
+                    result = failed_result(jobs[k], one_line(exc))
                 yield k, result
         clean = True
     finally:
@@ -254,7 +254,7 @@ def _terminate(pool: Any) -> None:
                 proc.kill()
 
 
-def _failed(job: Job, error: str, seconds: float = 0.0) -> JobResult:
+def failed_result(job: Job, error: str, seconds: float = 0.0) -> JobResult:
     return JobResult(job, "failed", seconds, None, error)
 
 
@@ -265,13 +265,18 @@ def init_worker(parent_pid: int | None = None) -> None:
     """Once per worker: one torch thread, quiet hub bars, Ctrl-C left to the parent, and exit if
     the parent dies (a SIGKILLed sweep must not leave workers writing into job dirs)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    prepare_worker()
+    if parent_pid is not None:
+        threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+
+
+def prepare_worker() -> None:
+    """What the CLI sets before a command: one torch thread, no hub progress bars."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from goodhartlab.cli import set_cpu_threads
 
     set_cpu_threads()
-    if parent_pid is not None:
-        threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
 
 
 def _exit_when_orphaned(parent_pid: int) -> None:
@@ -296,7 +301,7 @@ def execute(job: Job) -> JobResult:
             summary = plain(run_job(job))
         except Exception as exc:
             traceback.print_exc()
-            return _failed(job, one_line(exc), time.perf_counter() - start)
+            return failed_result(job, one_line(exc), time.perf_counter() - start)
         seconds = time.perf_counter() - start
         record = {"name": job.name, "command": job.command, "status": "done",
                   "seconds": round(seconds, 3), "summary": summary}  # fmt: skip
