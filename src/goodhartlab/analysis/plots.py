@@ -6,8 +6,11 @@ Why one module: every recipe wants the same few pictures — proxy vs gold, curv
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,4 +70,201 @@ def curves(
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend()
+    return _save(fig, path)
+
+
+# --- the Goodhart picture (ppo plot, report) ----------------------------------------------------
+# One colour per PPO method everywhere in a report; the demo's method names first.
+METHOD_COLORS = {
+    "none": "#d62728",
+    "kl_reward": "#1f77b4",
+    "sqrt_chi2_loss": "#2ca02c",
+    "ensemble_uwo": "#9467bd",
+    "length_penalty": "#ff7f0e",
+    "inform": "#8c564b",
+    "gold": "#404040",
+}
+_SPARE_COLORS = ("#17becf", "#e377c2", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a")
+
+
+def method_colors(labels: Sequence[str]) -> dict[str, str]:
+    """A stable colour per label: known method names keep theirs, others take spare colours.
+
+    A label such as "seed1/none" takes the colour of its last part.
+    """
+    out, spare = {}, iter(_SPARE_COLORS * (len(labels) // len(_SPARE_COLORS) + 1))
+    for label in labels:
+        known = METHOD_COLORS.get(label.rsplit("/", 1)[-1])
+        out[label] = known or next(spare)
+    return out
+
+
+@dataclass
+class GoldCurve:
+    """One method's measured gold (and proxy) over x, with an optional `analysis.fits` dict."""
+
+    label: str
+    x: Sequence[float]
+    gold: Sequence[float]
+    proxy: Sequence[float] | None = None
+    fit: Mapping[str, Any] | None = None
+    color: str | None = None
+
+
+def _fit_overlay(ax, c: GoldCurve, color: str, kl_axis: bool, x_max: float) -> None:
+    """The fitted Gao curve (dotted) and a star at its predicted peak, with d*'s interval."""
+    from goodhartlab.analysis.fits import fitted_line
+
+    fit = c.fit or {}
+    d_max = math.sqrt(x_max) if kl_axis else x_max
+    d_star = fit.get("d_star")
+    reach = d_star if d_star is not None and d_max < d_star <= 1.25 * d_max else d_max
+    d = np.linspace(0.0, reach, 200)
+    y = fitted_line(fit, d)
+    if y is None:
+        return
+    x_of = (lambda v: np.asarray(v) ** 2) if kl_axis else np.asarray
+    ax.plot(x_of(d), y, linestyle=":", linewidth=1.6, color=color, alpha=0.9)
+    if d_star is None or fit.get("peak") is None or d_star > 1.25 * d_max:
+        return
+    ci = fit.get("d_star_ci") or [None, None]
+    lo = d_star if ci[0] is None else ci[0]
+    hi = reach if ci[1] is None else min(ci[1], reach)
+    xs = x_of([lo, d_star, hi])
+    ax.errorbar([xs[1]], [fit["peak"]], xerr=[[xs[1] - xs[0]], [max(xs[2] - xs[1], 0.0)]],
+                fmt="*", markersize=13, color=color, markeredgecolor="black", markeredgewidth=0.6,
+                capsize=3, elinewidth=1.2, zorder=5)  # fmt: skip
+
+
+def overoptimization(
+    path: str | Path,
+    curves_: Sequence[GoldCurve],
+    xlabel: str,
+    title: str,
+    kl_axis: bool = False,
+    proxy_label: str = "proxy reward (dashed)",
+    size: tuple[float, float] = (9.0, 5.2),
+) -> Path:
+    """Gold (solid, left axis) and proxy (dashed, right axis) per method over √KL (or KL).
+
+    Why two y axes: the proxy is in RM units and the gold in the task's, so one axis would
+    squash one of them; the shape (gold turning down while proxy rises) is what matters.
+    Each `fit` adds the fitted Gao curve (dotted) and its predicted peak (a star, with the
+    interval of d* as an error bar). `kl_axis`: x is KL = d^2 (best-of-n), fits are in d.
+    """
+    from matplotlib.lines import Line2D
+
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=size)
+    colors = method_colors([c.label for c in curves_])
+    has_proxy = any(c.proxy is not None for c in curves_)
+    ax2 = ax.twinx() if has_proxy else None
+    x_max = max((max(c.x) for c in curves_ if len(c.x)), default=1.0) or 1.0
+    handles = []
+    for c in curves_:
+        color = c.color or colors[c.label]
+        ax.plot(c.x, c.gold, "-o", color=color, markersize=3, linewidth=2.0)
+        if c.proxy is not None and ax2 is not None:
+            ax2.plot(c.x, c.proxy, "--", color=color, linewidth=1.3, alpha=0.85)
+        if c.fit:
+            _fit_overlay(ax, c, color, kl_axis, x_max)
+        handles.append(Line2D([], [], color=color, linewidth=3, label=c.label))
+    style = [Line2D([], [], color="black", linewidth=2, label="gold (solid)")]
+    if has_proxy:
+        style.append(Line2D([], [], color="black", linestyle="--", label="proxy (dashed)"))
+    if any(c.fit for c in curves_):
+        style.append(Line2D([], [], color="black", linestyle=":", label="Gao fit (dotted)"))
+        style.append(Line2D([], [], color="gray", marker="*", markersize=11, linestyle="none",
+                            markeredgecolor="black", label="fitted peak d* ± CI"))  # fmt: skip
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("gold reward (solid)")
+    if ax2 is not None:
+        ax2.set_ylabel(proxy_label, color="#555555")
+        ax2.tick_params(axis="y", colors="#555555")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.set_xlim(left=0)
+    fig.legend(handles=handles + style, loc="lower center", ncol=min(6, len(handles + style)),
+               frameon=False, bbox_to_anchor=(0.5, -0.02), fontsize=9)  # fmt: skip
+    fig.subplots_adjust(bottom=0.2 + 0.05 * ((len(handles + style) - 1) // 6))
+    return _save(fig, path)
+
+
+@dataclass
+class Line:
+    """A named line with optional interval band (lo, hi) and style for `lines`."""
+
+    label: str
+    x: Sequence[float]
+    y: Sequence[float]
+    lo: Sequence[float] | None = None
+    hi: Sequence[float] | None = None
+    color: str | None = None
+    style: str = "-o"
+
+
+def lines(
+    path: str | Path,
+    series: Sequence[Line],
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    xscale: str = "linear",
+    size: tuple[float, float] = (7.0, 4.2),
+) -> Path:
+    """Named lines over x, each with its band (e.g. a 95% interval over seeds) when given.
+
+    xscale: "linear", "log" or "symlog" (symlog keeps a coefficient of 0 on a log-like axis).
+    """
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=size)
+    colors = method_colors([s.label for s in series])
+    for s in series:
+        color = s.color or colors[s.label]
+        ax.plot(s.x, s.y, s.style, color=color, markersize=4, linewidth=1.8, label=s.label)
+        if s.lo is not None and s.hi is not None:
+            ax.fill_between(s.x, s.lo, s.hi, color=color, alpha=0.18, linewidth=0)
+    if xscale == "symlog":
+        positive = [v for s in series for v in s.x if v > 0]
+        ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
+    elif xscale != "linear":
+        ax.set_xscale(xscale)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    if series:
+        ax.legend(fontsize=9, frameon=False, loc="best")
+    return _save(fig, path)
+
+
+def length_arrows(
+    path: str | Path,
+    bins_by_method: Mapping[str, Sequence[Any]],
+    ylabel: str,
+    title: str,
+    size: tuple[float, float] = (7.0, 4.2),
+) -> Path:
+    """The length paper's arrow plot: per length bin, start-policy mean reward -> final one.
+
+    bins_by_method: `analysis.length.LengthBin`s per method; arrow opacity grows with the bin's
+    sample count, and only bins with samples on both sides are drawn.
+    """
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=size)
+    colors = method_colors(list(bins_by_method))
+    for label, bins in bins_by_method.items():
+        shared = [b for b in bins if b.n_before and b.n_after]
+        total = max((b.n_before + b.n_after for b in shared), default=1)
+        for b in shared:
+            mid = (b.lo + b.hi - 1) / 2
+            alpha = 0.25 + 0.75 * (b.n_before + b.n_after) / total
+            ax.annotate("", xy=(mid, b.mean_after), xytext=(mid, b.mean_before),
+                        arrowprops={"arrowstyle": "->", "color": colors[label], "alpha": alpha,
+                                    "linewidth": 1.6})  # fmt: skip
+            ax.plot([mid], [b.mean_before], "o", color=colors[label], alpha=alpha, markersize=3)
+            ax.plot([mid], [b.mean_after], linestyle="none")  # arrows do not autoscale the axes
+        ax.plot([], [], color=colors[label], label=label)
+    ax.set(xlabel="response length (tokens)", ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.autoscale_view()
+    ax.legend(fontsize=9, frameon=False)
     return _save(fig, path)

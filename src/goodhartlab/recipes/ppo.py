@@ -102,19 +102,24 @@ def restore(cfg: PPOConfig, run: RunDir, state: Any, checkpoint: Path) -> int:
     return done
 
 
-def evaluate(cfg: PPOConfig, state: Any, models: Any, prompts: list[str]) -> dict[str, float]:
-    from goodhartlab.recipes.ppo_eval import evaluate_policy
+def evaluate(
+    cfg: PPOConfig, state: Any, models: Any, prompts: list[str], run: RunDir, step: int
+) -> dict[str, float]:
+    """Held-out metrics (`eval/*`); the samples go to RUN/eval/eval-{step}.json."""
+    from goodhartlab.recipes.ppo_eval import evaluate_policy, write_eval_samples
 
     result = evaluate_policy(
         state.policy, state.reference, state.tokenizer, cfg.reward, models, prompts,
         cfg.eval.generation, cfg.seed + 99, cfg.template,
     )  # fmt: skip
+    write_eval_samples(run, step, result)
     return {f"eval/{k}": v for k, v in result.metrics.items()}
 
 
-def plot(run: RunDir) -> None:
-    """Step 5: proxy and gold (eval) against √KL and against iterations."""
-    from goodhartlab.analysis.plots import curves
+def plot(run: RunDir, fit: dict[str, Any] | None = None) -> None:
+    """Step 5: proxy and gold (eval) against √KL, with the fitted Gao curve and its predicted
+    peak d* (`fit`, from `summarize`), and against iterations."""
+    from goodhartlab.analysis.plots import GoldCurve, curves, overoptimization
 
     rows = [r for r in run.read_metrics() if "eval/reward/gold" in r]
     if len(rows) < 2:
@@ -124,13 +129,21 @@ def plot(run: RunDir) -> None:
         for k in ("proxy", "gold")
         if f"eval/reward/{k}" in rows[0]
     }
-    curves(run.file("ppo_gold_vs_sqrt_kl.png"), [r["eval/kl/sqrt"] for r in rows], series,
-           "sqrt KL(pi || pi_sft)", "reward (held-out)", "PPO: proxy and gold vs sqrt KL")  # fmt: skip
+    curve = GoldCurve(run.path.name, [r["eval/kl/sqrt"] for r in rows], series["gold"],
+                      series.get("proxy"), fit if fit and not fit.get("error") else None,
+                      color="#1f77b4")  # fmt: skip
+    overoptimization(run.file("ppo_gold_vs_sqrt_kl.png"), [curve], "sqrt KL(pi || pi_sft)",
+                     "PPO: held-out gold and proxy vs sqrt KL", size=(7.0, 4.6))  # fmt: skip
     curves(run.file("ppo_rewards.png"), [r["step"] for r in rows], series, "iteration",
            "reward (held-out)", "PPO: proxy and gold over training")  # fmt: skip
 
 
 def summarize(run: RunDir) -> dict[str, Any]:
+    """Gold at start, peak and end, final proxy/√KL/length/eos, and `fit`: Gao's RL form
+    gold - gold0 = d (alpha - beta log d) over the evaluations, with 95% bootstrap intervals
+    for alpha, beta, the predicted peak position d* and height (analysis.fits)."""
+    from goodhartlab.analysis.fits import fit_ppo_metrics
+
     rows = [r for r in run.read_metrics() if "eval/reward/gold" in r]
     golds = [r["eval/reward/gold"] for r in rows]
     peak = max(range(len(rows)), key=lambda i: golds[i])
@@ -139,12 +152,14 @@ def summarize(run: RunDir) -> dict[str, Any]:
         "initial_gold": golds[0],
         "peak_gold": golds[peak],
         "peak_step": rows[peak]["step"],
+        "peak_sqrt_kl": rows[peak].get("eval/kl/sqrt"),
         "final_gold": last["eval/reward/gold"],
         "initial_proxy": rows[0].get("eval/reward/proxy"),
         "final_proxy": last.get("eval/reward/proxy"),
         "final_sqrt_kl": last["eval/kl/sqrt"],
         "final_length": last["eval/length/mean"],
         "final_eos_rate": last["eval/eos_rate"],
+        "fit": fit_ppo_metrics(rows),
     }
 
 
@@ -171,12 +186,12 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
     done = restore(cfg, run_dir, state, checkpoint) if checkpoint else 0  # 3
     total = cfg.ppo.iterations
     if done == 0:
-        run_dir.log(0, evaluate(cfg, state, models, held_out))
+        run_dir.log(0, evaluate(cfg, state, models, held_out, run_dir, 0))
     with progress_bar("ppo", total - done) as advance:  # 4
         for it in range(done + 1, total + 1):
             metrics = ppo_iteration(cfg, state, models, it, pool)
             if (cfg.eval.every and it % cfg.eval.every == 0) or it == total:
-                metrics.update(evaluate(cfg, state, models, held_out))
+                metrics.update(evaluate(cfg, state, models, held_out, run_dir, it))
             run_dir.log(it, metrics)
             if it % cfg.checkpoint_every == 0 and it < total:
                 save_state(run_dir, state, it, cfg.keep_checkpoints)
@@ -187,7 +202,7 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
     save_model(state.policy, state.tokenizer, run_dir.file("model"))  # 5
     if state.value_model is not None:
         save_model(state.value_model, state.tokenizer, run_dir.file("value"))
-    plot(run_dir)
     summary = summarize(run_dir)
+    plot(run_dir, summary["fit"])
     run_dir.write_json("ppo_summary.json", summary)
     return summary

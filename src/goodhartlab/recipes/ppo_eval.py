@@ -1,13 +1,15 @@
 """Evaluate a policy on fixed held-out prompts: proxy, gold, divergences to the reference, length.
 
-Used every `eval.every` iterations of `goodhart ppo` (metrics prefixed `eval/`) and by
-`goodhart evaluate`, which writes the seed's `gold_eval_with_response_ids.json` (instruction,
-answers, answers_ids, proxy_scores, gold_scores).
+Used every `eval.every` iterations of `goodhart ppo` (metrics prefixed `eval/`, and the samples
+in RUN/eval/eval-{step}.json, see `write_eval_samples`) and by `goodhart evaluate`, which writes
+the seed's `gold_eval_with_response_ids.json` (instruction, answers, answers_ids, proxy_scores,
+gold_scores).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,8 +35,45 @@ def eval_prompts(source: str, n: int) -> list[str]:
 
 @dataclass
 class Evaluation:
+    """Mean metrics, the seed's per-prompt rows, and per-sample length (tokens) and eos flag."""
+
     metrics: dict[str, float]
     rows: list[dict[str, Any]]
+    lengths: list[int] = field(default_factory=list)
+    ended: list[bool] = field(default_factory=list)
+
+
+EVAL_DIR = "eval"
+
+
+def sample_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
+    """Per prompt, Coste's layout without token ids: instruction, answers, proxy_scores,
+    gold_scores, plus lengths (response tokens, eos included) and ended (one entry per answer).
+
+    Why no answers_ids: these files are written at every evaluation of a run, and the length
+    analysis needs only the length; ids would multiply their size several times over.
+    """
+    return [
+        {"instruction": row["instruction"], "answers": row["answers"],
+         "proxy_scores": row["proxy_scores"], "gold_scores": row["gold_scores"],
+         "lengths": [int(n)], "ended": [bool(e)]}
+        for row, n, e in zip(evaluation.rows, evaluation.lengths, evaluation.ended)
+    ]  # fmt: skip
+
+
+def write_eval_samples(run_dir: RunDir, step: int, evaluation: Evaluation) -> Path:
+    """RUN/eval/eval-{step}.json, atomically: a JSON list, one row per line (small, greppable).
+
+    Why per step: the length analysis (report) compares the samples of the first and the last
+    evaluation: reward within length bins, the "non-length reward gain".
+    """
+    import json
+
+    from goodhartlab.runs.atomic import atomic_write_text, json_safe
+
+    lines = [json.dumps(json_safe(r), allow_nan=False) for r in sample_rows(evaluation)]
+    text = "[\n" + ",\n".join(lines) + "\n]\n"
+    return atomic_write_text(run_dir.file(f"{EVAL_DIR}/eval-{int(step)}.json"), text)
 
 
 @torch.no_grad()
@@ -95,13 +134,11 @@ def evaluate_policy(
          "proxy_scores": [None if s is None else float(s)], "gold_scores": [float(g)]}
         for p, t, i, s, g in zip(prompts, texts, ids_rows, proxy, scores.gold)
     ]  # fmt: skip
-    return Evaluation(metrics, rows)
+    return Evaluation(metrics, rows, [int(n) for n in lengths], [bool(e) for e in ended])
 
 
 def run(cfg: EvaluateConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """`goodhart evaluate`: answer held-out prompts with a checkpoint; proxy and gold scores."""
-    from pathlib import Path
-
     from goodhartlab.errors import ConfigError
     from goodhartlab.models import freeze, load_policy
     from goodhartlab.recipes.ppo_reward import load_reward_models
