@@ -4,6 +4,8 @@ A BT reward model is a plain `AutoModelForSequenceClassification` with one label
 read at the last non-pad token, HF's own pooling), so anyone can load ours with transformers
 alone. An InfoRM adds a bottleneck head (`models.inform`). Texts are encoded as
 prompt (formatted like the policy's) + response + eos, right-padded, so positions start at 0.
+Scoring is encode once (`data.encoding.encode_reward_inputs`, one tokenizer call for all texts),
+then `score_encoded` per model, in length-sorted batches: an ensemble shares one encoding.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from goodhartlab.data.encoding import format_prompt
+from goodhartlab.data.encoding import RewardInputs, SharedEncodings, encode_reward_inputs
 from goodhartlab.errors import input_error
 from goodhartlab.models.inform import InfoRM, InfoRMConfig, is_inform_dir
 from goodhartlab.models.loading import load_model, load_tokenizer, resolve_device
@@ -51,28 +53,18 @@ def reward_token_rows(
     max_length: int | None = None,
 ) -> list[list[int]]:
     """Token ids of prompt + response + eos per row; long rows are cut before eos."""
-    limit = max_length or tokenizer.model_max_length
-    rows = []
-    for prompt, response in zip(prompts, responses):
-        p_ids = tokenizer(format_prompt(tokenizer, prompt, template), add_special_tokens=False)
-        r_ids = tokenizer(response, add_special_tokens=False)["input_ids"] if response else []
-        rows.append(
-            [*(list(p_ids["input_ids"]) + list(r_ids))[: limit - 1], tokenizer.eos_token_id]
-        )
-    return rows
+    return encode_reward_inputs(tokenizer, prompts, responses, template, max_length).rows()
+
+
+def _tensors(ids: np.ndarray, mask: np.ndarray, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
 
 
 def pad_rows(
     rows: Sequence[Sequence[int]], pad_token_id: int, device: Any = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded (ids, mask) of token rows. Shape: -> (B, max len) twice."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row)
-        mask[i, : len(row)] = 1
-    return ids.to(device), mask.to(device)
+    """Right-padded (ids, mask) of token rows. Shape: -> (B, max len) twice, int64."""
+    return _tensors(*RewardInputs.from_rows(rows, pad_token_id).padded(), device)
 
 
 def encode_for_reward(
@@ -84,11 +76,39 @@ def encode_for_reward(
     device: Any = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded (ids, mask) of prompt + response + eos; long responses are cut before eos."""
-    rows = reward_token_rows(tokenizer, prompts, responses, template, max_length)
-    return pad_rows(rows, tokenizer.pad_token_id, device)
+    inputs = encode_reward_inputs(tokenizer, prompts, responses, template, max_length)
+    return _tensors(*inputs.padded(), device)
 
 
 @torch.no_grad()
+def score_encoded(
+    model: Any, inputs: RewardInputs, batch_size: int = 256, *, return_latents: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Scores (N,) as float64 numpy in the rows' order, and the latents (N, d) on request.
+
+    Batches are cut from the rows sorted longest first, so each batch pads only to rows of
+    about its own length (and a batch that does not fit in memory fails at once, not at the
+    end). Padding is masked, so a score moves only by float summation order (~1e-7).
+    """
+    device = next(model.parameters()).device
+    order = np.argsort(-inputs.lengths, kind="stable")
+    scores = np.empty(len(inputs))
+    latents: np.ndarray | None = None
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        out = reward_forward(model, *_tensors(*inputs.padded(index), device))
+        scores[index] = out.scores.float().cpu().double().numpy()
+        if return_latents:
+            if out.mu is None:
+                raise ValueError("latents are only available from an InfoRM reward model")
+            if latents is None:
+                latents = np.empty((len(inputs), out.mu.shape[-1]))
+            latents[index] = out.mu.float().cpu().double().numpy()
+    if not return_latents:
+        return scores
+    return scores, latents if latents is not None else np.empty((0, 0))
+
+
 def score_texts(
     model: Any,
     tokenizer: Any,
@@ -100,24 +120,22 @@ def score_texts(
     return_latents: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Scores (N,) as float64 numpy, and the latents (N, d) on request (InfoRM mu only)."""
-    device = next(model.parameters()).device
-    scores, latents = [], []
-    for start in range(0, len(prompts), batch_size):
-        ids, mask = encode_for_reward(
-            tokenizer,
-            prompts[start : start + batch_size],
-            responses[start : start + batch_size],
-            template,
-            device=device,
-        )
-        out = reward_forward(model, ids, mask)
-        scores.append(out.scores.float().cpu())
-        if return_latents:
-            if out.mu is None:
-                raise ValueError("latents are only available from an InfoRM reward model")
-            latents.append(out.mu.float().cpu())
-    flat = torch.cat(scores).double().numpy()
-    return (flat, torch.cat(latents).double().numpy()) if return_latents else flat
+    inputs = encode_reward_inputs(tokenizer, prompts, responses, template)
+    return score_encoded(model, inputs, batch_size, return_latents=return_latents)
+
+
+def score_members(
+    members: Sequence[tuple[Any, Any]],
+    prompts: Sequence[str],
+    responses: Sequence[str],
+    *,
+    batch_size: int = 256,
+    template: str | None = None,
+) -> list[np.ndarray]:
+    """Scores (N,) of each (model, tokenizer) member, the texts encoded once per distinct
+    tokenizer (`SharedEncodings`): the same numbers as `score_texts` per member."""
+    shared = SharedEncodings(prompts, responses, template)
+    return [score_encoded(model, shared.get(tok), batch_size) for model, tok in members]
 
 
 def load_reward_model(

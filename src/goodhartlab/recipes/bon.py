@@ -10,14 +10,18 @@ the seed), 4 result files in the seeds' layout, a summary table and plots.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from goodhartlab.config.bon_schema import BonConfig
 from goodhartlab.runs import RunDir
+
+if TYPE_CHECKING:
+    from goodhartlab.data.encoding import SharedEncodings
 
 SCORED_FILE = "scored_generations.jsonl"
 RESULTS_FILE = "bon_sampled_results.json"
@@ -157,33 +161,29 @@ def score_gold(cfg: BonConfig, scored: Scored, from_file: bool) -> None:
             raise input_error(f"toy gold cannot score these generations ({exc})", "gold") from exc
         scored.gold = np.asarray(values, dtype=np.float64).reshape(shape)
         return
-    (values,) = _score_members(cfg, [Path(gold)], flat_prompts, flat_answers, "bon: gold")
+    from goodhartlab.data.encoding import SharedEncodings
+
+    encodings = SharedEncodings(flat_prompts, flat_answers, cfg.reward_template)
+    ((_, values),) = _score_members(cfg, [Path(gold)], encodings, "bon: gold")
     scored.gold = values.reshape(shape)
 
 
 def _score_members(
-    cfg: BonConfig, members: list[Path], prompts: list[str], answers: list[str], what: str
-) -> list[np.ndarray]:
-    from goodhartlab.models.reward import load_reward_model, score_texts
+    cfg: BonConfig, members: list[Path], encodings: SharedEncodings, what: str
+) -> Iterator[tuple[Path, np.ndarray]]:
+    """(member, scores (N,)) one member at a time, so the caller can save after each; the texts
+    are tokenized once per distinct tokenizer (`encodings`), not once per member."""
+    from goodhartlab.models.reward import load_reward_model, score_encoded
     from goodhartlab.runs.progress import progress_bar
 
-    out = []
     with progress_bar(what, len(members)) as advance:
         for member in members:
             model, tok = load_reward_model(str(member), device=cfg.device)
             model.eval()
-            out.append(
-                score_texts(
-                    model,
-                    tok,
-                    prompts,
-                    answers,
-                    batch_size=cfg.score_batch_size,
-                    template=cfg.reward_template,
-                )
-            )
+            values = score_encoded(model, encodings.get(tok), cfg.score_batch_size)
+            del model  # one RM in memory at a time
             advance(1, info=member.name)
-    return out
+            yield member, values
 
 
 def resolve_members(cfg: BonConfig) -> list[Path]:
@@ -198,13 +198,16 @@ def resolve_members(cfg: BonConfig) -> list[Path]:
 
 
 def score_proxies(cfg: BonConfig, run: RunDir, scored: Scored, members: list[Path]) -> None:
-    """Step 2: score with each member not already in `scored.proxy`; save after each member."""
+    """Step 2: score with each member not already in `scored.proxy`; save after each member.
+    The answers are tokenized once and shared by every member with the same tokenizer."""
+    from goodhartlab.data.encoding import SharedEncodings
+
     flat_prompts, flat_answers, shape = scored.flat()
     todo = [m for m in members if str(m) not in scored.proxy]
     if len(todo) < len(members):
         print(f"bon: reusing stored proxy scores of {len(members) - len(todo)} member(s)")
-    for member in todo:
-        (values,) = _score_members(cfg, [member], flat_prompts, flat_answers, "bon: proxy")
+    encodings = SharedEncodings(flat_prompts, flat_answers, cfg.reward_template)  # lazy
+    for member, values in _score_members(cfg, todo, encodings, "bon: proxy"):
         scored.proxy[str(member)] = values.reshape(shape)
         save_scored(run, scored)
 
