@@ -37,12 +37,13 @@ format: $(STAMP)
 test: lint
 	$(PY) -m pytest -x -p no:cacheprovider tests
 
+# A second `make demo` resumes the first (finished stages are skipped; the summary is printed again).
 demo: $(STAMP)
-	$(VENV)/bin/goodhart demo --config toy --out $(DEMO_OUT)
+	$(VENV)/bin/goodhart demo --config toy --out $(DEMO_OUT) $(if $(wildcard $(DEMO_OUT)/config.yaml),--resume)
 
 # Speed benchmarks (each prints a ratio against a baseline run in the same process). The results
 # tables (benchmarks/*_table.py) are experiments of tens of minutes and are run by hand.
-BENCHMARKS := generate bon ppo_step envs
+BENCHMARKS := generate bon ppo_step envs rm_score
 bench: $(STAMP)
 	@for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; $(PY) benchmarks/$$b.py || exit 1; done
 

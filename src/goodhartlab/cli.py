@@ -62,7 +62,22 @@ COMMANDS: dict[str, Command] = {
         "occupancy-measure regularized PPO on gym envs (not odds-ratio PO)",
         config_module="goodhartlab.config.orpo_schema",
     ),
-    "demo": Command("goodhartlab.recipes.demo", "DemoConfig", "the whole chain on the toy world"),
+    "demo": Command(
+        "goodhartlab.recipes.demo",
+        "DemoConfig",
+        "the whole chain on the toy world: RMs, best-of-n, PPO with every cure, report.html",
+        config_module="goodhartlab.config.demo_schema",
+    ),
+    "sweep": Command(
+        "goodhartlab.recipes.sweep",
+        "SweepConfig",
+        "a grid of runs (coefficients x seeds x any keys) as resumable parallel jobs (Ray optional)",
+        config_module="goodhartlab.config.sweep_schema",
+    ),
+}
+# Commands with their own argument parsing (positional run dirs): module with `main(argv) -> int`.
+STANDALONE: dict[str, tuple[str, str]] = {
+    "report": ("goodhartlab.recipes.report", "the Goodhart report (report.html) of finished runs"),
 }
 DEFAULT_PRESET = "toy"
 EPILOG = (
@@ -178,6 +193,7 @@ def validate(argv: Sequence[str]) -> int:
 def _top_help() -> str:
     width = max(len(c) for c in COMMANDS)
     rows = [f"  {name:<{width}}  {cmd.summary}" for name, cmd in COMMANDS.items()]
+    rows += [f"  {name:<{width}}  {summary}" for name, (_, summary) in STANDALONE.items()]
     rows.append(f"  {'validate':<{width}}  check a config without running")
     return "\n".join(
         [
@@ -226,6 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "validate":
             return validate(rest)
+        if command in STANDALONE:
+            set_cpu_threads()
+            return importlib.import_module(STANDALONE[command][0]).main(rest)
         if command not in COMMANDS:
             print(f"goodhart: error: unknown command {command!r}", file=sys.stderr)
             print(_top_help(), file=sys.stderr)

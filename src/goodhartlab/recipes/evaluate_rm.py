@@ -134,7 +134,7 @@ def ensemble_disagreement(members: list, pairs: PairSet, template: str | None) -
     samples, so members with a larger score scale do not dominate.
     """
     from goodhartlab.core.ensemble import ensemble_std
-    from goodhartlab.models.reward import score_texts
+    from goodhartlab.models.reward import score_members
     from goodhartlab.toyworld import perturb
 
     rng = np.random.default_rng(0)
@@ -149,9 +149,7 @@ def ensemble_disagreement(members: list, pairs: PairSet, template: str | None) -
     }
     out, ref = {}, None
     for name, responses in variants.items():
-        scores = np.stack(
-            [score_texts(m, t, prompts, responses, template=template) for m, t in members]
-        )
+        scores = np.stack(score_members(members, prompts, responses, template=template))
         if ref is None:
             ref = scores.mean(axis=1, keepdims=True), scores.std(axis=1, keepdims=True)
         out[f"ensemble_std/{name}"] = float(ensemble_std(scores, ddof=0).mean())

@@ -87,17 +87,15 @@ def score_responses(
 ) -> Scores:
     """Score with every member, combine with the ensemble objective, and score gold."""
     from goodhartlab.core.ensemble import aggregate, ensemble_std
-    from goodhartlab.models.reward import score_texts
+    from goodhartlab.models.reward import score_members, score_texts
 
     n = len(responses)
+    raw = score_members(  # answers tokenized once for every member that shares a tokenizer
+        models.members, list(prompts), list(responses), batch_size=batch_size, template=cfg.template
+    )
     members = np.stack(
-        [
-            (score_texts(m, t, prompts, responses, batch_size=batch_size, template=cfg.template)
-             - mean) / std
-            for (m, t), (mean, std) in zip(models.members, models.member_stats)
-        ]
-        or [np.zeros(n)]
-    )[: len(models.members)]  # fmt: skip
+        [(r - mean) / std for r, (mean, std) in zip(raw, models.member_stats)] or [np.zeros(n)]
+    )[: len(models.members)]
     proxy, spread = None, np.zeros(n)
     if len(members) > 1:
         proxy = aggregate(members, cfg.objective, uwo_coef=cfg.uwo_coef, ddof=cfg.ddof)
