@@ -7,7 +7,15 @@ import pytest
 
 from goodhartlab.cli import main
 
-METHODS = ("none", "kl_reward", "sqrt_chi2_loss", "ensemble_uwo", "length_penalty", "inform", "gold")
+METHODS = (
+    "none",
+    "kl_reward",
+    "sqrt_chi2_loss",
+    "ensemble_uwo",
+    "length_penalty",
+    "inform",
+    "gold",
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +53,10 @@ def test_children_use_the_demo_products_not_the_cache(demo) -> None:
     assert f"policy: {sft}" in (demo / "rm" / "seed1" / "config.yaml").read_text()
     ppo = (demo / "ppo" / "ensemble_uwo" / "config.yaml").read_text()
     assert f"source: {sft}" in ppo and str(demo / "rm" / "ensemble.json") in ppo
-    assert str(demo / "rm" / "inform" / "rm_seed1" / "model") in (
-        demo / "ppo" / "inform" / "config.yaml"
-    ).read_text()
+    assert (
+        str(demo / "rm" / "inform" / "rm_seed1" / "model")
+        in (demo / "ppo" / "inform" / "config.yaml").read_text()
+    )
     gold = (demo / "ppo" / "gold" / "config.yaml").read_text()
     assert "kind: gold" in gold
 
@@ -55,9 +64,10 @@ def test_children_use_the_demo_products_not_the_cache(demo) -> None:
 def test_summary_has_every_method_and_the_stage_times(demo) -> None:
     summary = json.loads((demo / "demo_summary.json").read_text())
     assert set(summary["ppo"]) == set(METHODS)
-    assert summary["ppo"]["none"]["final_gold"] == json.loads(
-        (demo / "ppo" / "none" / "ppo_summary.json").read_text()
-    )["final_gold"]
+    assert (
+        summary["ppo"]["none"]["final_gold"]
+        == json.loads((demo / "ppo" / "none" / "ppo_summary.json").read_text())["final_gold"]
+    )
     assert set(summary["reward_models"]) == {"seed1", "seed2", "inform"}
     assert set(summary["stages"]) == {"sft", "pairs", "reward_models", "optimize", "report"}
 

@@ -187,11 +187,12 @@ def check_config(cfg: DemoConfig) -> None:
 
     if cfg.ppo.single_rm_seed not in cfg.rm.seeds:
         raise ConfigError(f"ppo.single_rm_seed={cfg.ppo.single_rm_seed} is not in rm.seeds")
+    method_overrides = [o for own in cfg.ppo.methods.values() for o in own]
     if len(cfg.rm.seeds) < 2 and any(
-        "{ensemble}" in o for o in [*cfg.bon.overrides, *sum(cfg.ppo.methods.values(), [])]
+        "{ensemble}" in o for o in [*cfg.bon.overrides, *method_overrides]
     ):
         raise ConfigError("an ensemble ({ensemble}) needs at least two rm.seeds")
-    uses_inform = any("{inform}" in o for o in sum(cfg.ppo.methods.values(), []))
+    uses_inform = any("{inform}" in o for o in method_overrides)
     if uses_inform and not cfg.rm.inform:
         raise ConfigError("a ppo method uses {inform} but rm.inform=false")
     if cfg.workers < 1:
@@ -270,8 +271,7 @@ def run(cfg: DemoConfig, run_dir: RunDir, resume: bool = False) -> dict:
         ("sft", lambda adv: {"jobs": len(run_stage_jobs(sft_jobs(cfg, paths), 1, adv))}),
         ("pairs", lambda adv: make_pairs(cfg, paths)),
         ("reward_models", lambda adv: _reward_models(cfg, paths, adv)),
-        ("optimize", lambda adv: {"jobs": len(run_stage_jobs(optimize_jobs(cfg, paths),
-                                                             cfg.workers, adv))}),  # fmt: skip
+        ("optimize", lambda adv: _optimize(cfg, paths, adv)),
     ]
     if cfg.report:
         steps.append(("report", lambda adv: {"path": str(build_report(paths))}))
@@ -289,6 +289,10 @@ def run(cfg: DemoConfig, run_dir: RunDir, resume: bool = False) -> dict:
     report = run_dir.file("report.html") if cfg.report else None
     print_summary(result, ledger.stages, report)
     return result
+
+
+def _optimize(cfg: DemoConfig, paths: DemoPaths, advance: Callable) -> dict:
+    return {"jobs": len(run_stage_jobs(optimize_jobs(cfg, paths), cfg.workers, advance))}
 
 
 def _reward_models(cfg: DemoConfig, paths: DemoPaths, advance: Callable) -> dict:
