@@ -43,3 +43,21 @@ def kill_at_checkpoint():
         assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_ppo_models(tmp_path_factory):
+    """A random-init toy policy and a toy RM saved as dirs, for `ppo --config smoke` jobs.
+
+    Why not the cached toy models: building those trains an SFT policy and an RM (minutes);
+    PPO's plumbing and the sweep runner need only models of the right shape.
+    """
+    from goodhartlab.models import load_policy, save_model
+    from goodhartlab.models.reward import load_reward_model, save_reward_model
+
+    root = tmp_path_factory.mktemp("tiny_ppo_models")
+    policy, tok = load_policy("toy:policy", device="cpu", seed=0)
+    save_model(policy, tok, root / "policy")
+    rm, rtok = load_reward_model("toy:rm", device="cpu", seed=1)
+    save_reward_model(rm, rtok, root / "rm", 0.0, 1.0)
+    return root

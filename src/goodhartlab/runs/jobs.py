@@ -7,13 +7,8 @@ job whose OUT has a config.yaml but no job_done.json was killed and is resumed f
 checkpoint. Each job's stdout/stderr go to `OUT/job.log`, so parallel progress bars and tables
 do not interleave on the user's terminal.
 
-Why a reused process pool instead of one subprocess per job (benchmarks/ppo_table.py did that):
-importing torch + transformers costs seconds per process; a worker pays it once and then runs
-job after job. Why `spawn`: a forked copy of a parent that already holds torch threads (or a
-rich live display) is fragile, and spawn behaves the same on Linux and macOS.
-
-Backends: "process" (here) and "ray" (`runs.ray_jobs`, imported only when asked). Both run the
-same `execute(job)`, so a job gives the same files and summary on either.
+Backends: "process" (`runs.process_jobs`) and "ray" (`runs.ray_jobs`, imported only when
+asked). Both run the same `execute(job)`, so a job gives the same files and summary on either.
 """
 
 from __future__ import annotations
@@ -68,6 +63,11 @@ class JobResult:
 OnResult = Callable[[JobResult], None]
 
 
+class JobsFailed(GoodhartError):
+    """Some jobs failed after the others finished; the message says how many and where the
+    logs are. Rerunning (`--resume`) retries only those."""
+
+
 # ---------------------------------------------------------------- the parent side
 
 
@@ -110,6 +110,19 @@ def run_jobs(
             for k, result in it:
                 record(todo[k], dataclasses.replace(result, job=jobs[todo[k]]))
     return [r for r in results if r is not None]
+
+
+def raise_for_failures(results: Sequence[JobResult]) -> None:
+    """Raise JobsFailed naming the failed jobs' count, the first error and their logs."""
+    failed = [r for r in results if r.status == "failed"]
+    if not failed:
+        return
+    logs = ", ".join(str(Path(r.job.out) / LOG_FILE) for r in failed[:3])
+    more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+    raise JobsFailed(
+        f"{len(failed)} of {len(results)} jobs failed (first: {failed[0].job.name}: "
+        f"{failed[0].error}); logs: {logs}{more}; fix and rerun with --resume to retry them"
+    )
 
 
 def check_jobs(jobs: Sequence[Job], workers: int, backend: str) -> None:
@@ -184,7 +197,9 @@ def _backend(name: str) -> Callable[[list[Job], int], Iterator[tuple[int, JobRes
         from goodhartlab.runs import ray_jobs
 
         return ray_jobs.run_in_ray
-    return run_in_processes
+    from goodhartlab.runs import process_jobs
+
+    return process_jobs.run_in_processes
 
 
 @contextlib.contextmanager
@@ -204,70 +219,11 @@ def _terminate_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_in_processes(jobs: list[Job], workers: int) -> Iterator[tuple[int, JobResult]]:
-    """Yield (index, result) as jobs finish in a spawn-context process pool of `workers`."""
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    pool = ProcessPoolExecutor(
-        max_workers=min(workers, len(jobs)),
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=init_worker,
-        initargs=(os.getpid(),),
-    )
-    futures = {pool.submit(execute, job): k for k, job in enumerate(jobs)}
-    clean = False
-    try:
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-            for future in done:
-                k = futures[future]
-                try:
-                    result = future.result()
-                except BrokenProcessPool:
-                    result = failed_result(jobs[k], "worker process died (killed or out of memory); "
-                                     "run again to resume the job")  # fmt: skip
-                except BaseException as exc:  # an exception the worker could not catch
-                    result = failed_result(jobs[k], one_line(exc))
-                yield k, result
-        clean = True
-    finally:
-        if clean:
-            pool.shutdown(wait=True)
-        else:
-            _terminate(pool)
-
-
-def _terminate(pool: Any) -> None:
-    """Stop the workers now (Ctrl-C, SIGTERM, or an error in the caller's on_result)."""
-    procs = list((getattr(pool, "_processes", None) or {}).values())  # taken before shutdown
-    pool.shutdown(wait=False, cancel_futures=True)
-    for proc in procs:
-        with contextlib.suppress(Exception):
-            proc.terminate()
-    for proc in procs:
-        with contextlib.suppress(Exception):
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.kill()
-
-
 def failed_result(job: Job, error: str, seconds: float = 0.0) -> JobResult:
     return JobResult(job, "failed", seconds, None, error)
 
 
 # ---------------------------------------------------------------- the worker side
-
-
-def init_worker(parent_pid: int | None = None) -> None:
-    """Once per worker: one torch thread, quiet hub bars, Ctrl-C left to the parent, and exit if
-    the parent dies (a SIGKILLed sweep must not leave workers writing into job dirs)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    prepare_worker()
-    if parent_pid is not None:
-        threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
 
 
 def prepare_worker() -> None:
@@ -277,12 +233,6 @@ def prepare_worker() -> None:
     from goodhartlab.cli import set_cpu_threads
 
     set_cpu_threads()
-
-
-def _exit_when_orphaned(parent_pid: int) -> None:
-    while os.getppid() == parent_pid:
-        time.sleep(0.2)
-    os._exit(1)
 
 
 def execute(job: Job) -> JobResult:
@@ -334,7 +284,7 @@ def open_run_dir(out: Path, config_text: str) -> tuple[RunDir, bool]:
     """
     if (out / CONFIG_FILE).is_file():
         run = RunDir.prepare(out, config_text, resume=True)
-        if any(out.glob("**/trainer_state.json")):
+        if _has_checkpoint(out):
             return run, True
         _clear(out, keep=RUNNER_FILES | {CONFIG_FILE})
         return run, False
@@ -346,6 +296,15 @@ def open_run_dir(out: Path, config_text: str) -> tuple[RunDir, bool]:
         )
     atomic_write_text(out / CONFIG_FILE, config_text)  # what RunDir.prepare writes on a fresh dir
     return RunDir(out), False
+
+
+def _has_checkpoint(out: Path) -> bool:
+    """A complete checkpoint anywhere in the run (train-rm keeps them per member): a `latest`
+    marker naming an existing dir. A half-written one (a temp dir) does not count."""
+    for marker in out.glob("**/checkpoints/latest"):
+        if (marker.parent / marker.read_text(encoding="utf-8").strip()).is_dir():
+            return True
+    return False
 
 
 def _clear(out: Path, keep: frozenset[str]) -> None:
