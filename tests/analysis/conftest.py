@@ -147,21 +147,35 @@ def write_orpo(path: Path) -> Path:
     return path
 
 
+def _stats(m: float, n: int = 3) -> dict:
+    return (
+        {"mean": m, "lo": m - 0.1, "hi": m + 0.1} if n > 1 else {"mean": m, "lo": None, "hi": None}
+    )
+
+
+# recipes/sweep.py's table: params without the seed, the regularizer's method, n ok seeds, and a
+# mean with its 95% t interval (lo/hi null for one seed) per numeric summary field.
 SWEEP_TABLE = [
-    {"params": {"regularizer.kind": kind, "regularizer.coef": c}, "n": 3,
-     "metrics": {"final_gold": {"mean": m, "lo": m - 0.1, "hi": m + 0.1},
-                 "peak_gold": {"mean": m + 0.2, "lo": m + 0.1, "hi": m + 0.3}}}
-    for kind, pts in (("kl", ((0.01, 0.94), (0.05, 1.74), (0.2, 2.165))),
-                      ("sqrt_chi2", ((0.01, 2.11), (0.05, 2.123), (0.2, 1.633))))
+    {"params": {"regularizer.kind": "none", "regularizer.placement": None,
+                "regularizer.coef": 0.0}, "method": "none", "n": 1,
+     "metrics": {"final_gold": _stats(-0.56, 1), "peak_gold": _stats(1.86, 1),
+                 "fit.d_star": _stats(1.9, 1)}},
+] + [
+    {"params": {"regularizer.kind": kind, "regularizer.placement": place, "regularizer.coef": c},
+     "method": f"{kind}_{place}", "n": 3,
+     "metrics": {"final_gold": _stats(m), "peak_gold": _stats(m + 0.2), "fit.alpha": _stats(1.0),
+                 "fit.d_star": _stats(2.0)}}
+    for kind, place, pts in (("kl", "reward", ((0.01, 0.94), (0.05, 1.74), (0.2, 2.165))),
+                             ("sqrt_chi2", "loss", ((0.01, 2.11), (0.05, 2.123), (0.2, 1.633))))
     for c, m in pts
 ]  # fmt: skip
 
 
 def write_sweep(path: Path) -> Path:
     """sweep_summary.json in the sweep engineer's layout, with one job's PPO run inside it."""
-    jobs = [{"name": "ppo/kl-0.01-seed0", "out": str(path / "kl-0.01-seed0"),
-             "params": {"regularizer.kind": "kl", "regularizer.coef": 0.01}, "seed": 0,
-             "status": "done", "seconds": 60.0, "summary": {"final_gold": 0.94}}]  # fmt: skip
+    jobs = [{"name": "kl_reward-0.01/seed0", "out": "kl-0.01-seed0",
+             "params": SWEEP_TABLE[1]["params"], "seed": 0, "status": "done", "seconds": 60.0,
+             "summary": {"final_gold": 0.94}, "error": None}]  # fmt: skip
     path.mkdir(parents=True)
     write_ppo(path / "kl-0.01-seed0", "kl_reward", with_eval_files=False)
     summary = {"command": "ppo", "jobs": jobs, "table": SWEEP_TABLE}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 from pathlib import Path
@@ -67,6 +68,10 @@ def test_every_image_is_a_relative_valid_png(report) -> None:
         assert width > 300 and height > 200
     assert "<script" not in html.lower()
     assert "could not be drawn" not in html
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # shareable, not mkstemp's 0600
+    assert (path.parent / "report_files").stat().st_mode & 0o777 == 0o777 & ~mask
 
 
 def test_ppo_table_shows_each_methods_numbers(report, runs_root: Path, kit) -> None:
@@ -132,14 +137,22 @@ def test_length_section(report, runs_root: Path, kit) -> None:
     assert len(wrg_rows) == 1, row
     assert f"{gain.total_gain:.3f}" in wrg_rows[0] and f"{gain.within_gain:.3f}" in wrg_rows[0]
     assert f"{100 * gain.share_not_length:.0f}%" in wrg_rows[0]
+    assert (
+        'src="report_files/length_arrows.png"' in html
+        and 'src="report_files/ppo_length.png"' in html
+    )
 
 
 def test_sweep_and_orpo(report, kit) -> None:
     _, html = report
     assert "sweep0.png" in html
-    for row in kit.SWEEP_TABLE:
+    for row in kit.SWEEP_TABLE[1:]:
         m = row["metrics"]["final_gold"]
-        assert f"{m['mean']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}]" in html
+        assert f"{m['mean']:.3f} ± 0.100" in html
+    assert "<td>-0.560</td>" in html  # one seed: the mean without an interval
+    sweep = html[html.index('<section id="sweep">') :]
+    assert "<th>fit.d_star</th>" in sweep and "fit.alpha" not in sweep  # the headline metrics
+    assert "<th>coef</th>" in sweep  # params by their last name when that is unambiguous
     row = _table_row(html, "tomato")
     assert "5.25 ± 0.41" in row and "7.50 ± 0.30" in row and "sqrt_chi2" in row
 

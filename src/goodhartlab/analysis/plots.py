@@ -111,29 +111,79 @@ class GoldCurve:
     color: str | None = None
 
 
-def _fit_overlay(ax, c: GoldCurve, color: str, kl_axis: bool, x_max: float) -> None:
-    """The fitted Gao curve (dotted) and a star at its predicted peak, with d*'s interval."""
+def _fit_overlay(ax, c: GoldCurve, color: str, kl_axis: bool) -> list[tuple[float, float]]:
+    """The fitted Gao curve (dotted) over the method's own range, and a star at its predicted
+    peak with d*'s interval (when d* lies within 1.25x the measured range). Returns the (x, y)
+    points drawn, for the zoomed panel's y limits."""
     from goodhartlab.analysis.fits import fitted_line
 
     fit = c.fit or {}
+    x_max = max(c.x) if len(c.x) else 0.0
     d_max = math.sqrt(x_max) if kl_axis else x_max
     d_star = fit.get("d_star")
-    reach = d_star if d_star is not None and d_max < d_star <= 1.25 * d_max else d_max
+    near = d_star is not None and fit.get("peak") is not None and d_star <= 1.25 * d_max
+    reach = d_star if near and d_star > d_max else d_max
     d = np.linspace(0.0, reach, 200)
     y = fitted_line(fit, d)
-    if y is None:
-        return
-    x_of = (lambda v: np.asarray(v) ** 2) if kl_axis else np.asarray
-    ax.plot(x_of(d), y, linestyle=":", linewidth=1.6, color=color, alpha=0.9)
-    if d_star is None or fit.get("peak") is None or d_star > 1.25 * d_max:
-        return
+    if y is None or reach <= 0:
+        return []
+    x_of = (lambda v: np.asarray(v, dtype=float) ** 2) if kl_axis else np.asarray
+    xs = x_of(d)
+    ax.plot(xs, y, linestyle=":", linewidth=1.6, color=color, alpha=0.9)
+    drawn = list(zip(xs.tolist(), y.tolist()))
+    if not near:
+        return drawn
     ci = fit.get("d_star_ci") or [None, None]
     lo = d_star if ci[0] is None else ci[0]
-    hi = reach if ci[1] is None else min(ci[1], reach)
-    xs = x_of([lo, d_star, hi])
-    ax.errorbar([xs[1]], [fit["peak"]], xerr=[[xs[1] - xs[0]], [max(xs[2] - xs[1], 0.0)]],
+    hi = reach if ci[1] is None else min(ci[1], 1.25 * d_max)
+    bar = x_of([lo, d_star, max(hi, d_star)])
+    ax.errorbar([bar[1]], [fit["peak"]], xerr=[[bar[1] - bar[0]], [bar[2] - bar[1]]],
                 fmt="*", markersize=13, color=color, markeredgecolor="black", markeredgewidth=0.6,
                 capsize=3, elinewidth=1.2, zorder=5)  # fmt: skip
+    return [*drawn, (float(bar[1]), float(fit["peak"]))]
+
+
+def _limits(points: list[tuple[float, float]], x_hi: float) -> tuple[float, float] | None:
+    """y limits (8% padding) of the points with x <= x_hi."""
+    ys = [y for x, y in points if x <= x_hi and y is not None and math.isfinite(y)]
+    if not ys:
+        return None
+    lo, hi = min(ys), max(ys)
+    pad = 0.08 * (hi - lo) if hi > lo else 0.5
+    return lo - pad, hi + pad
+
+
+def _gold_proxy_panel(ax, curves_: Sequence[GoldCurve], colors: dict[str, str], kl_axis: bool,
+                      zoom: float | None, proxy_label: str | None) -> None:  # fmt: skip
+    """One panel: gold (solid) on `ax`, proxy (dashed) on a twin axis; `zoom` limits x."""
+    has_proxy = any(c.proxy is not None for c in curves_)
+    ax2 = ax.twinx() if has_proxy else None
+    gold_pts: list[tuple[float, float]] = []
+    proxy_pts: list[tuple[float, float]] = []
+    for c in curves_:
+        color = c.color or colors[c.label]
+        ax.plot(c.x, c.gold, "-o", color=color, markersize=3, linewidth=2.0)
+        gold_pts += list(zip(c.x, c.gold))
+        if c.proxy is not None and ax2 is not None:
+            ax2.plot(c.x, c.proxy, "--", color=color, linewidth=1.3, alpha=0.85)
+            proxy_pts += list(zip(c.x, c.proxy))
+        if c.fit:
+            gold_pts += _fit_overlay(ax, c, color, kl_axis)
+    if zoom is not None:
+        ax.set_xlim(0, zoom)
+        for axis, pts in ((ax, gold_pts), (ax2, proxy_pts)):
+            lim = _limits(pts, zoom) if axis is not None else None
+            if lim:
+                axis.set_ylim(*lim)
+        ax.set_title(f"zoom: x ≤ {zoom:.2g}", fontsize=10)
+    else:
+        ax.set_xlim(left=0)
+    ax.set_ylabel("gold reward (solid)")
+    ax.grid(alpha=0.3)
+    if ax2 is not None:
+        ax2.tick_params(axis="y", colors="#555555")
+        if proxy_label:
+            ax2.set_ylabel(proxy_label, color="#555555")
 
 
 def overoptimization(
@@ -144,6 +194,7 @@ def overoptimization(
     kl_axis: bool = False,
     proxy_label: str = "proxy reward (dashed)",
     size: tuple[float, float] = (9.0, 5.2),
+    zoom: float | None = None,
 ) -> Path:
     """Gold (solid, left axis) and proxy (dashed, right axis) per method over √KL (or KL).
 
@@ -151,42 +202,34 @@ def overoptimization(
     squash one of them; the shape (gold turning down while proxy rises) is what matters.
     Each `fit` adds the fitted Gao curve (dotted) and its predicted peak (a star, with the
     interval of d* as an error bar). `kl_axis`: x is KL = d^2 (best-of-n), fits are in d.
+    `zoom`: a second panel with x in [0, zoom] (where the peaks are, when some methods run far).
     """
     from matplotlib.lines import Line2D
 
     plt = _figure()
-    fig, ax = plt.subplots(figsize=size)
+    panels = 2 if zoom is not None else 1
+    width = size[0] * (1.35 if panels == 2 else 1.0)  # two narrower panels, readable text
+    fig, axes = plt.subplots(1, panels, figsize=(width, size[1]), squeeze=False)
     colors = method_colors([c.label for c in curves_])
-    has_proxy = any(c.proxy is not None for c in curves_)
-    ax2 = ax.twinx() if has_proxy else None
-    x_max = max((max(c.x) for c in curves_ if len(c.x)), default=1.0) or 1.0
-    handles = []
-    for c in curves_:
-        color = c.color or colors[c.label]
-        ax.plot(c.x, c.gold, "-o", color=color, markersize=3, linewidth=2.0)
-        if c.proxy is not None and ax2 is not None:
-            ax2.plot(c.x, c.proxy, "--", color=color, linewidth=1.3, alpha=0.85)
-        if c.fit:
-            _fit_overlay(ax, c, color, kl_axis, x_max)
-        handles.append(Line2D([], [], color=color, linewidth=3, label=c.label))
+    for k, ax in enumerate(axes[0]):
+        _gold_proxy_panel(ax, curves_, colors, kl_axis, zoom if k == 1 else None,
+                          proxy_label if k == panels - 1 else None)  # fmt: skip
+        ax.set_xlabel(xlabel)
+    handles = [Line2D([], [], color=c.color or colors[c.label], linewidth=3, label=c.label)
+               for c in curves_]  # fmt: skip
     style = [Line2D([], [], color="black", linewidth=2, label="gold (solid)")]
-    if has_proxy:
+    if any(c.proxy is not None for c in curves_):
         style.append(Line2D([], [], color="black", linestyle="--", label="proxy (dashed)"))
     if any(c.fit for c in curves_):
         style.append(Line2D([], [], color="black", linestyle=":", label="Gao fit (dotted)"))
         style.append(Line2D([], [], color="gray", marker="*", markersize=11, linestyle="none",
                             markeredgecolor="black", label="fitted peak d* ± CI"))  # fmt: skip
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("gold reward (solid)")
-    if ax2 is not None:
-        ax2.set_ylabel(proxy_label, color="#555555")
-        ax2.tick_params(axis="y", colors="#555555")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.set_xlim(left=0)
-    fig.legend(handles=handles + style, loc="lower center", ncol=min(6, len(handles + style)),
-               frameon=False, bbox_to_anchor=(0.5, -0.02), fontsize=9)  # fmt: skip
-    fig.subplots_adjust(bottom=0.2 + 0.05 * ((len(handles + style) - 1) // 6))
+    fig.suptitle(title)
+    items = handles + style
+    ncol = min(8 if panels == 2 else 6, len(items))
+    fig.legend(handles=items, loc="lower center", ncol=ncol, frameon=False,
+               bbox_to_anchor=(0.5, -0.01), fontsize=9)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.06 + 0.045 * ((len(items) - 1) // ncol), 1, 1))
     return _save(fig, path)
 
 
@@ -251,11 +294,13 @@ def length_arrows(
     plt = _figure()
     fig, ax = plt.subplots(figsize=size)
     colors = method_colors(list(bins_by_method))
-    for label, bins in bins_by_method.items():
+    k = len(bins_by_method)
+    for j, (label, bins) in enumerate(bins_by_method.items()):
         shared = [b for b in bins if b.n_before and b.n_after]
         total = max((b.n_before + b.n_after for b in shared), default=1)
+        offset = (j - (k - 1) / 2) * min(0.25, 0.8 / max(k, 1))  # methods side by side
         for b in shared:
-            mid = (b.lo + b.hi - 1) / 2
+            mid = (b.lo + b.hi - 1) / 2 + offset * (b.hi - b.lo)
             alpha = 0.25 + 0.75 * (b.n_before + b.n_after) / total
             ax.annotate("", xy=(mid, b.mean_after), xytext=(mid, b.mean_before),
                         arrowprops={"arrowstyle": "->", "color": colors[label], "alpha": alpha,

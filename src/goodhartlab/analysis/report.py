@@ -178,4 +178,18 @@ def build_report(
     meta = H.esc(f"{datetime.datetime.now():%Y-%m-%d %H:%M} · from {', '.join(map(str, run_dirs))}")
     page = H.page(title or "The Goodhart report", meta, lead(runs, facts, intro),
                   [(a, t) for a, t, _ in sections], body)  # fmt: skip
-    return atomic_write_text(out / REPORT_FILE, page)
+    path = atomic_write_text(out / REPORT_FILE, page)
+    _readable(out)
+    return path
+
+
+def _readable(out: Path) -> None:
+    """Atomic writes leave 0600 files (mkstemp) and a 0700 folder (mkdtemp); a report is made
+    to be shared or served, so give it the modes the umask allows."""
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    (out / FILES_DIR).chmod(0o777 & ~mask)
+    for f in [out / REPORT_FILE, *(out / FILES_DIR).iterdir()]:
+        f.chmod(0o666 & ~mask)

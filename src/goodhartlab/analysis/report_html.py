@@ -36,7 +36,7 @@ table { border-collapse: collapse; margin: 8px 0 6px; font-size: 13.5px; width: 
 th, td { padding: 5px 10px; border-bottom: 1px solid var(--line); text-align: right;
   white-space: nowrap; }
 th { background: #f0f2f5; font-weight: 600; border-bottom: 2px solid #c9cfd8;
-  white-space: normal; vertical-align: bottom; max-width: 9em; }
+  white-space: normal; vertical-align: bottom; max-width: 9em; overflow-wrap: anywhere; }
 .scroll { overflow-x: auto; max-width: 100%; }
 th:first-child, td:first-child { text-align: left; }
 tbody tr:nth-child(even) { background: #fafbfc; }

@@ -89,7 +89,7 @@ def summary_table(facts: list[PPOFacts]) -> str:
     best_peak = max(f.peak_gold for f in facts)
     best_final = max(f.final_gold for f in facts)
     headers = ["method", "peak gold", "at √KL", "at iter", "final gold", "final proxy",
-               "final √KL", "final length", "eos rate", "fitted d* [95% CI]",
+               "final √KL", "final length", "eos rate", "fitted d* [95% CI]", "fit r²",
                "observed peak √KL", "hacking flagged at step"]  # fmt: skip
     rows = []
     for f in facts:
@@ -101,10 +101,21 @@ def summary_table(facts: list[PPOFacts]) -> str:
             H.Cell(H.num(f.final_gold), final_css), H.Cell(H.num(f.final_proxy)),
             H.Cell(H.num(f.final_sqrt_kl, 2)), H.Cell(H.num(f.final_length, 1)),
             H.Cell("–" if f.final_eos is None else f"{100 * f.final_eos:.0f}%"),
-            d_star_cell(f.fit), H.Cell(H.num(f.fit.get("observed_peak_d", f.peak_sqrt_kl), 2)),
+            d_star_cell(f.fit), H.Cell(H.num(f.fit.get("r2"), 2)),
+            H.Cell(H.num(f.fit.get("observed_peak_d", f.peak_sqrt_kl), 2)),
             "" if f.flag is None else f.flag,
         ])  # fmt: skip
     return H.table(headers, rows)
+
+
+def zoom_range(facts: list[PPOFacts], curves: list[Any]) -> float | None:
+    """An x range around the peaks (1.6x the farthest observed or in-range fitted peak) when
+    some method ran more than twice as far; None when one panel shows the peaks well."""
+    x_max = max((max(c.x) for c in curves if len(c.x)), default=0.0)
+    peaks = [f.peak_sqrt_kl or 0.0 for f in facts]
+    peaks += [f.fit["d_star"] for f in facts if f.fit.get("d_star_in_range")]
+    reach = 1.6 * max(peaks, default=0.0)
+    return reach if 0 < reach < 0.5 * x_max else None
 
 
 def figures(runs: list[PPORun], facts: list[PPOFacts], files: Path) -> str:
@@ -129,7 +140,8 @@ def figures(runs: list[PPORun], facts: list[PPOFacts], files: Path) -> str:
         return H.note("no PPO run has two or more evaluations: no curves to draw")
     overoptimization(files / "ppo_gold_proxy_vs_sqrt_kl.png", kl_curves,
                      "√KL(π ‖ π_SFT) on held-out prompts",
-                     "PPO: gold (solid) and proxy (dashed) vs distance from the SFT policy")  # fmt: skip
+                     "PPO: gold (solid) and proxy (dashed) vs distance from the SFT policy",
+                     zoom=zoom_range(facts, kl_curves))  # fmt: skip
     overoptimization(files / "ppo_gold_proxy_vs_iteration.png", it_curves, "PPO iteration",
                      "PPO: gold (solid) and proxy (dashed) over training")  # fmt: skip
     cap1 = (
@@ -137,7 +149,7 @@ def figures(runs: list[PPORun], facts: list[PPOFacts], files: Path) -> str:
         "optimizes (right axis). Dotted: the fitted Gao et al. RL curve "
         "gold − gold₀ = d(α − β log d); the star is its predicted peak d* with the 95% "
         "interval of d* as a horizontal bar. Overoptimization = solid turning down while "
-        "dashed keeps rising."
+        "dashed keeps rising. When some methods run far, the right panel zooms in on the peaks."
     )
     cap2 = (
         "The same runs over iterations: where gold peaks in training time, and how fast it falls."

@@ -7,7 +7,6 @@ what is missing); `analysis.report` puts them in order.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -131,21 +130,33 @@ def eval_samples(path: Path) -> dict[str, np.ndarray]:
             "proxy": np.array(proxy, float)}  # fmt: skip
 
 
-def _gain_cells(first: dict, last: dict, key: str) -> list[H.Cell]:
+def _gain(first: dict, last: dict, key: str) -> Any:
+    """The length decomposition of `key` (proxy or gold) from the first to the last samples."""
     from goodhartlab.analysis.length import length_stratified_gain
 
     if np.isnan(first[key]).any() or np.isnan(last[key]).any():
+        return None
+    return length_stratified_gain(first["length"], first[key], last["length"], last[key])
+
+
+def _gain_cells(gain: Any) -> list[H.Cell]:
+    """total gain, non-length gain, share; without shared lengths there is no within-bin gain."""
+    if gain is None:
         return [H.Cell("–")] * 3
-    g = length_stratified_gain(first["length"], first[key], last["length"], last[key])
-    share = "–" if math.isnan(g.share_not_length) else f"{100 * g.share_not_length:.0f}%"
-    return [H.Cell(H.num(g.total_gain)), H.Cell(H.num(g.within_gain)), H.Cell(share)]
+    if not gain.shared_weight:
+        no = H.Cell('<span class="small">no shared lengths</span>')
+        return [H.Cell(H.num(gain.total_gain)), no, H.Cell("–")]
+    share = gain.share_not_length
+    text = "–" if math.isnan(share) else f"{100 * share:.0f}%".replace("-0%", "0%")
+    return [H.Cell(H.num(gain.total_gain)), H.Cell(H.num(gain.within_gain)), H.Cell(text)]
 
 
-def wrg_table(runs: list[PPORun]) -> str:
-    """The non-length reward gain from the first to the last evaluation's samples, per method."""
+def wrg_table(runs: list[PPORun]) -> tuple[str, dict[str, Any]]:
+    """The non-length reward gain from the first to the last evaluation's samples, per method;
+    also the proxy's length bins per method (for the arrow plot)."""
     from goodhartlab.analysis.correlation import pearson
 
-    rows, skipped = [], []
+    rows, skipped, bins = [], [], {}
     for run in runs:
         if len(run.eval_files) < 2:
             skipped.append(run.label)
@@ -156,20 +167,48 @@ def wrg_table(runs: list[PPORun]) -> str:
         except (Unreadable, KeyError, TypeError) as exc:
             skipped.append(f"{run.label} ({exc})")
             continue
+        proxy, gold = _gain(first, last, "proxy"), _gain(first, last, "gold")
+        if proxy is not None:
+            bins[run.label] = proxy.bins
         r_len = [pearson(x["proxy"], x["length"]) for x in (first, last)]
+        shared = (proxy or gold).shared_weight if (proxy or gold) else math.nan
         rows.append([
             run.label, f"{steps[0]} → {steps[-1]}",
             H.Cell(f"{first['length'].mean():.1f} → {last['length'].mean():.1f}"),
-            *_gain_cells(first, last, "proxy"), *_gain_cells(first, last, "gold"),
+            H.Cell("–" if math.isnan(shared) else f"{100 * shared:.0f}%"),
+            *_gain_cells(proxy), *_gain_cells(gold),
             H.Cell(f"{H.num(r_len[0], 2)} → {H.num(r_len[1], 2)}"),
         ])  # fmt: skip
-    headers = ["method", "eval steps", "mean length", "proxy gain", "non-length proxy gain",
+    headers = ["method", "eval steps", "mean length", "samples in shared lengths", "proxy gain",
+               "non-length proxy gain",
                "proxy: share not length", "gold gain", "non-length gold gain",
                "gold: share not length", "r(proxy, length)"]  # fmt: skip
+    if not rows:
+        return H.note("no PPO run has per-sample evaluation files (eval/*.json)"), bins
     out = H.table(headers, rows, "Length-stratified reward gain (first → last evaluation)")
     if skipped:
         out += H.note("no eval/eval-{step}.json pair (older run?): " + ", ".join(skipped))
-    return out if rows else H.note("no PPO run has per-sample evaluation files (eval/*.json)")
+    return out, bins
+
+
+ARROW_METHODS = ("none", "length_penalty", "kl_reward")  # the paper: standard PPO vs a cure
+
+
+def _arrows(bins: dict[str, Any], files: Path) -> str:
+    from goodhartlab.analysis.plots import length_arrows
+
+    chosen = [m for m in bins if m.rsplit("/", 1)[-1] in ARROW_METHODS][:3] or list(bins)[:3]
+    if not chosen:
+        return ""
+    length_arrows(files / "length_arrows.png", {m: bins[m] for m in chosen},
+                  "mean proxy reward in the bin", "Proxy reward within length bins: "
+                  "first → last evaluation")  # fmt: skip
+    return H.figure("report_files/length_arrows.png", "reward within length bins", H.esc(
+        "Each arrow is one length bin (1 token): the mean proxy reward of the first "
+        "evaluation's samples of that length (dot) to the last evaluation's (arrow head); "
+        "opacity grows with the bin's sample count, and methods sit side by side within a bin. "
+        "Arrows pointing up are gains at equal length; the rest of the total gain came from "
+        "the policy moving to other lengths."))  # fmt: skip
 
 
 def length_section(
@@ -184,7 +223,8 @@ def length_section(
         "<b>non-length gain</b>: bin the first and last evaluation's samples by length "
         "(width 1 token), take the within-bin change in mean reward, weight by bin counts; "
         "<b>share not length</b> = non-length gain / total gain (the rest came from the length "
-        "shift).",
+        "shift); <b>samples in shared lengths</b>: how many samples fall in lengths both ends "
+        "produce (low: the policy left the SFT lengths behind and the split says little).",
         "howto",
     )
     body += rm_table(rm_runs) if rm_runs else H.note("no train-rm runs (rm_summary.json) found")
@@ -201,17 +241,17 @@ def length_section(
         body += H.figure("report_files/ppo_length.png", "mean length over iterations",
                          "Mean held-out answer length per method over training.")  # fmt: skip
     if ppo_runs:
-        body += wrg_table(ppo_runs)
+        table, bins = wrg_table(ppo_runs)
+        body += table + _arrows(bins, files)
     return body
 
 
 # --- sweep and ORPO -----------------------------------------------------------------------------
 
 
-def _coef_key(params: Sequence[dict[str, Any]]) -> str | None:
-    keys = {k for p in params for k in p}
-    coefs = sorted(k for k in keys if k.rsplit(".", 1)[-1] in ("coef", "uwo_coef"))
-    return coefs[0] if coefs else None
+COEF_KEY = "regularizer.coef"
+SWEEP_METRICS = ("peak_gold", "final_gold", "final_proxy", "final_sqrt_kl", "final_length",
+                 "fit.d_star")  # fmt: skip
 
 
 def _metric_name(table: list[dict[str, Any]]) -> str | None:
@@ -222,53 +262,93 @@ def _metric_name(table: list[dict[str, Any]]) -> str | None:
     return next((m for m in names if "gold" in m), names[0] if names else None)
 
 
-def sweep_section(runs: list[SweepRun], files: Path) -> str:
-    from goodhartlab.analysis.plots import Line, lines
+def _sweep_lines(table: list[dict[str, Any]], metric: str) -> list[Any]:
+    """One line per regularizer (and setting of non-regularizer keys) over the coefficient;
+    a lone point (no regularizer) becomes a flat dashed reference across the axis."""
+    from goodhartlab.analysis.plots import Line
 
-    body = ""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in table:
+        params, stats = row.get("params", {}), row.get("metrics", {}).get(metric)
+        if isinstance(params.get(COEF_KEY), (int, float)) and isinstance(stats, dict):
+            rest = [f"{k.rsplit('.', 1)[-1]}={v}" for k, v in sorted(params.items())
+                    if not k.startswith("regularizer.")]  # fmt: skip
+            method = row.get("method") or str(params.get("regularizer.kind", "run"))
+            groups.setdefault(" ".join([method, *rest]), []).append(row)
+    coefs = sorted({r["params"][COEF_KEY] for rows in groups.values() for r in rows})
+    series = []
+    for label, rows in groups.items():
+        rows = sorted(rows, key=lambda r: r["params"][COEF_KEY])
+        style, x = "-o", [float(r["params"][COEF_KEY]) for r in rows]
+        if len(rows) == 1 and len(coefs) > 1:
+            rows, x, style = rows * 2, [coefs[0], coefs[-1]], "--"
+        stats = [r["metrics"][metric] for r in rows]
+        band = all(st.get("lo") is not None and st.get("hi") is not None for st in stats)
+        series.append(Line(label, x, [st["mean"] for st in stats],
+                           [st["lo"] for st in stats] if band else None,
+                           [st["hi"] for st in stats] if band else None, style=style))  # fmt: skip
+    return series
+
+
+def sweep_section(runs: list[SweepRun], files: Path) -> str:
+    from goodhartlab.analysis.plots import lines
+
+    body = H.paragraph(
+        "Coefficient sweeps (<code>goodhart sweep</code>): each cell is the mean over seeds with a 95% "
+        "Student-t interval. The runs inside a sweep appear only here.",
+        "howto",
+    )
     for i, run in enumerate(runs):
         table = [r for r in run.summary.get("table") or [] if isinstance(r, dict)]
-        body += f"<h3>{H.esc(run.label)}</h3>"
+        jobs = run.summary.get("jobs") or []
+        failed = sum(1 for j in jobs if isinstance(j, dict) and j.get("status") == "failed")
+        body += f"<h3>{H.esc(run.label)} ({len(jobs)} jobs{f', {failed} failed' if failed else ''})</h3>"
         if not table:
             body += H.note(f"{run.label}: sweep_summary.json has no table (still running?)")
             continue
-        coef, metric = _coef_key([r.get("params", {}) for r in table]), _metric_name(table)
-        if coef and metric:
-            groups: dict[str, list[tuple[float, dict]]] = {}
-            for r in table:
-                p = r.get("params", {})
-                rest = ", ".join(f"{k}={v}" for k, v in sorted(p.items()) if k != coef)
-                m = r.get("metrics", {}).get(metric)
-                if isinstance(p.get(coef), (int, float)) and m:
-                    groups.setdefault(rest or "all", []).append((float(p[coef]), m))
-            series = []
-            for name, pts in groups.items():
-                pts.sort(key=lambda t: t[0])
-                series.append(Line(name, [x for x, _ in pts], [m["mean"] for _, m in pts],
-                                   [m.get("lo", m["mean"]) for _, m in pts],
-                                   [m.get("hi", m["mean"]) for _, m in pts]))  # fmt: skip
+        metric = _metric_name(table)
+        series = _sweep_lines(table, metric) if metric else []
+        if series:
             xs = [x for s in series for x in s.x if x > 0]
             scale = "symlog" if xs and max(xs) / min(xs) >= 20 else "linear"
             png = f"sweep{i}.png"
-            lines(files / png, series, coef, metric.replace("_", " "),
-                  f"{run.label}: {metric} vs {coef} (band: interval over seeds)", scale)  # fmt: skip
+            lines(files / png, series, "regularizer coefficient", metric.replace("_", " "),
+                  f"{run.label}: {metric} vs coefficient", scale)  # fmt: skip
             body += H.figure(f"report_files/{png}", "sweep", H.esc(
-                f"Mean {metric} per {coef}, one line per setting of the other keys; the band is "
-                "the interval stored by the sweep (over seeds)."))  # fmt: skip
+                f"Mean {metric} per coefficient, one line per regularizer; the band is the 95% "
+                "interval over seeds; dashed: a run without a coefficient (reference)."))  # fmt: skip
+        else:
+            body += H.note(f"{run.label}: no {COEF_KEY} in the sweep's cells: table only")
         body += _sweep_table(table)
     return body
 
 
+def _mean_ci(st: Any) -> str:
+    """'mean ± half' for a symmetric interval, 'mean [lo, hi]' otherwise, 'mean' without one."""
+    if not isinstance(st, dict) or st.get("mean") is None:
+        return "–"
+    mean, lo, hi = st["mean"], st.get("lo"), st.get("hi")
+    if lo is None or hi is None:
+        return H.num(mean)
+    if abs((hi - mean) - (mean - lo)) <= 1e-9 * max(1.0, abs(mean)):
+        return f"{H.num(mean)} ± {H.num(hi - mean)}"
+    return H.interval(mean, [lo, hi], 3)
+
+
 def _sweep_table(table: list[dict[str, Any]]) -> str:
-    keys = sorted({k for r in table for k in r.get("params", {})})
-    metrics = sorted({m for r in table for m in r.get("metrics", {})})
+    keys = list(dict.fromkeys(k for r in table for k in r.get("params", {})))
+    short = [k.rsplit(".", 1)[-1] for k in keys]
+    names = short if len(set(short)) == len(short) else keys
+    present = list(dict.fromkeys(m for r in table for m in r.get("metrics", {})))
+    metrics = [m for m in SWEEP_METRICS if m in present] or present[:5]
     rows = []
     for r in table:
-        ms = r.get("metrics", {})
-        rows.append([*(str(r.get("params", {}).get(k, "")) for k in keys), r.get("n", "–"),
-                     *(H.interval(ms[m].get("mean"), [ms[m].get("lo"), ms[m].get("hi")], 3)
-                       if isinstance(ms.get(m), dict) else "–" for m in metrics)])  # fmt: skip
-    return H.table([*keys, "n", *(f"{m} [interval]" for m in metrics)], rows)
+        ms, params = r.get("metrics", {}), r.get("params", {})
+        cells = ["–" if params.get(k) is None else str(params[k]) for k in keys]
+        rows.append(
+            [*cells, *(H.Cell(H.esc(_mean_ci(ms.get(m)))) for m in metrics), r.get("n", "–")]
+        )
+    return H.table([*names, *metrics, "seeds"], rows, "Mean over seeds ± 95% t half-width")
 
 
 def orpo_section(runs: list[OrpoRun]) -> str:
