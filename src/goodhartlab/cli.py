@@ -174,7 +174,10 @@ def _discard_if_nothing_to_resume(run_dir, fresh: bool) -> None:
     """
     import shutil
 
-    if fresh and not any(run_dir.checkpoints.glob("**/trainer_state.json")):
+    # Anywhere below RUN: train-rm keeps checkpoints per member, and a demo or sweep keeps its
+    # finished child runs (their job.log) that the error message points at.
+    resumable = ("**/trainer_state.json", "**/job.log")
+    if fresh and not any(next(run_dir.path.glob(p), None) for p in resumable):
         shutil.rmtree(run_dir.path, ignore_errors=True)
 
 
