@@ -82,6 +82,17 @@ def test_ensemble_gold_follows_the_ensemble_ranking(bon_run) -> None:
     assert set(summary["curves"]) >= {"single/rm_seed1", "ensemble/mean", "ensemble/wco"}
 
 
+def test_summary_holds_the_fitted_gao_curve_of_each_curve(bon_run) -> None:
+    from goodhartlab.analysis.fits import fit_bon_results
+
+    summary = json.loads((bon_run / "bon_summary.json").read_text())
+    for name, entry in summary["curves"].items():
+        rows = json.loads((bon_run / name / "bon_sampled_results.json").read_text())
+        assert entry["fit"] == json.loads(json.dumps(fit_bon_results(rows))), name
+        assert entry["fit"]["form"] == "bon"
+    assert (bon_run / "bon_gold_proxy_vs_kl_fit.png").stat().st_size > 1000
+
+
 def test_rerun_on_stored_generations_reuses_scores(bon_run, ensemble, tmp_path, monkeypatch):
     import goodhartlab.models.reward as reward
 

@@ -256,8 +256,11 @@ def compute_curves(cfg: BonConfig, scored: Scored, members: list[Path]) -> dict[
     return curves
 
 
-def summarize(curves: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
-    """Peak gold, the n where it peaks, and gold/proxy at the largest n, per curve."""
+def summarize(curves: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
+    """Peak gold, the n where it peaks, gold/proxy at the largest n, and the fitted Gao et al.
+    best-of-n curve (d* and peak with intervals, `analysis.fits`), per curve."""
+    from goodhartlab.analysis.fits import fit_bon_results
+
     out = {}
     for name, rows in curves.items():
         best = max(rows, key=lambda r: r["gold_score"])
@@ -268,12 +271,17 @@ def summarize(curves: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
             "final_gold": rows[-1]["gold_score"],
             "final_proxy": rows[-1]["proxy_score"],
             "gold_n1": rows[0]["gold_score"],
+            "fit": fit_bon_results(rows),
         }
     return out
 
 
-def write_outputs(run: RunDir, curves: dict[str, list[dict]]) -> None:
-    """Step 4: RUN/<single|ensemble>/<name>/bon_sampled_results.json and the plots."""
+def write_outputs(
+    run: RunDir, curves: dict[str, list[dict]], fits: dict[str, dict[str, Any]]
+) -> None:
+    """Step 4: RUN/<single|ensemble>/<name>/bon_sampled_results.json and the plots (one with
+    the fitted curves and their predicted peaks)."""
+    from goodhartlab.analysis.plots import GoldCurve, overoptimization
     from goodhartlab.analysis.plots import curves as plot_curves
 
     for name, rows in curves.items():
@@ -287,6 +295,13 @@ def write_outputs(run: RunDir, curves: dict[str, list[dict]]) -> None:
                     f"best-of-n: {label} vs n", logx=True)  # fmt: skip
         plot_curves(run.file(f"bon_{label}_vs_kl.png"), kls, series, "KL_bon = log n - (n-1)/n",
                     label, f"best-of-n: {label} vs KL")  # fmt: skip
+    fitted = [
+        GoldCurve(name.split("/", 1)[1], [r["kl_bon"] for r in rows],
+                  [r["gold_score"] for r in rows], [r["proxy_score"] for r in rows], fits[name])
+        for name, rows in curves.items()
+    ]  # fmt: skip
+    overoptimization(run.file("bon_gold_proxy_vs_kl_fit.png"), fitted, "KL_bon = log n - (n-1)/n",
+                     "best-of-n: gold, proxy and Gao fits", kl_axis=True)  # fmt: skip
 
 
 def print_table(curves: dict[str, list[dict]]) -> None:
@@ -321,13 +336,14 @@ def run(cfg: BonConfig, run_dir: RunDir, resume: bool = False) -> dict:
     members = resolve_members(cfg)
     score_proxies(cfg, run_dir, scored, members)  # 2
     curves = compute_curves(cfg, scored, members)  # 3
-    write_outputs(run_dir, curves)  # 4
+    per_curve = summarize(curves)
+    write_outputs(run_dir, curves, {name: c["fit"] for name, c in per_curve.items()})  # 4
     print_table(curves)
     summary = {
         "n_prompts": len(scored.prompts),
         "n_samples": len(scored.answers[0]),
         "members": [str(m) for m in members],
-        "curves": summarize(curves),
+        "curves": per_curve,
     }
     run_dir.write_json("bon_summary.json", summary)
     return summary
