@@ -7,20 +7,14 @@ import pytest
 import torch
 
 from goodhartlab.cli import main
-from goodhartlab.models import load_policy, save_model
 from goodhartlab.models.reward import load_reward_model, save_reward_model
 from goodhartlab.recipes import ppo_step
 from goodhartlab.recipes.ppo_reward import Scores, check_finite, omit_long_index, training_scores
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    policy, tok = load_policy("toy:policy", device="cpu", seed=0)
-    save_model(policy, tok, root / "policy")
-    rm, rtok = load_reward_model("toy:rm", device="cpu", seed=1)
-    save_reward_model(rm, rtok, root / "rm", 0.0, 1.0)
-    return root
+def models(tiny_ppo_models):
+    return tiny_ppo_models
 
 
 def _args(out, models, *extra):

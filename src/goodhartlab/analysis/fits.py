@@ -104,13 +104,7 @@ def fit_ppo_metrics(rows: Iterable[Mapping[str, Any]], **kwargs: Any) -> dict[st
     evals = _finite_rows(rows, (SQRT_KL, GOLD))
     d = np.array([r[SQRT_KL] for r in evals], dtype=np.float64)
     gold = np.array([r[GOLD] for r in evals], dtype=np.float64)
-    out = fit_curve("rl", d, gold, **kwargs)
-    if evals:
-        best = int(np.argmax(gold))
-        out["observed_peak"] = float(gold[best])
-        out["observed_peak_d"] = float(d[best])
-        out["observed_peak_step"] = evals[best].get("step")
-    return out
+    return _with_observed_peak(fit_curve("rl", d, gold, **kwargs), d, gold, evals, "step")
 
 
 def fit_bon_results(rows: Iterable[Mapping[str, Any]], **kwargs: Any) -> dict[str, Any]:
@@ -124,12 +118,19 @@ def fit_bon_results(rows: Iterable[Mapping[str, Any]], **kwargs: Any) -> dict[st
     pts = _finite_rows(rows, ("kl_bon", "gold_score"))
     d = np.sqrt(np.maximum(np.array([r["kl_bon"] for r in pts], dtype=np.float64), 0.0))
     gold = np.array([r["gold_score"] for r in pts], dtype=np.float64)
-    out = fit_curve("bon", d, gold, **kwargs)
-    if pts:
+    return _with_observed_peak(fit_curve("bon", d, gold, **kwargs), d, gold, pts, "n")
+
+
+def _with_observed_peak(
+    out: dict[str, Any], d: np.ndarray, gold: np.ndarray, rows: list, where: str
+) -> dict[str, Any]:
+    """Add the measured peak (`observed_peak`, its d, and its row's `where`: step or n) beside
+    the fitted one, so a reader can see how far the fit's d* is from what happened."""
+    if rows:
         best = int(np.argmax(gold))
         out["observed_peak"] = float(gold[best])
         out["observed_peak_d"] = float(d[best])
-        out["observed_peak_n"] = pts[best].get("n")
+        out[f"observed_peak_{where}"] = rows[best].get(where)
     return out
 
 
