@@ -2,7 +2,9 @@
 
 A literal registry maps each command to its recipe module and config class, imported lazily so
 `goodhart --help` stays instant (DESIGN.md §4). User mistakes (bad config, bad data) print one
-line and exit non-zero; anything else is a bug and keeps its traceback.
+line and exit with their code (2 for config); any other exception escaping a recipe prints one
+line `goodhart <command>: error: <Type>: <message>` and exits 1. `GOODHART_DEBUG=1` re-raises
+either with its traceback.
 """
 
 from __future__ import annotations
@@ -143,7 +145,6 @@ def set_cpu_threads() -> int:
 
 
 def run_command(command: str, argv: Sequence[str]) -> int:
-    from goodhartlab.errors import GoodhartError
 
     args = _parser(command).parse_intermixed_args(argv)
     if args.help:
@@ -154,19 +155,20 @@ def run_command(command: str, argv: Sequence[str]) -> int:
     from goodhartlab.runs import RunDir
 
     out = Path(args.out or f"runs/{command}-{time.strftime('%Y%m%d-%H%M%S')}")
-    existed = out.exists()
+    kept = out.is_dir() and not any(out.iterdir())  # an empty dir the user made stays, emptied
+    fresh = not args.resume and (kept or not out.exists())
     run_dir = RunDir.prepare(out, text, resume=args.resume)
     recipe = importlib.import_module(COMMANDS[command].module)
     try:
         recipe.run(cfg, run_dir, resume=args.resume)
-    except GoodhartError:
-        _discard_if_nothing_to_resume(run_dir, fresh=not args.resume and not existed)
+    except Exception:  # GoodhartError or not: main prints it; a fresh run leaves no blocker
+        _discard_if_nothing_to_resume(run_dir, fresh=fresh, keep_dir=kept)
         raise
     print(f"goodhart {command}: done; outputs in {out}")
     return 0
 
 
-def _discard_if_nothing_to_resume(run_dir, fresh: bool) -> None:
+def _discard_if_nothing_to_resume(run_dir, fresh: bool, keep_dir: bool = False) -> None:
     """A fresh run that failed on bad input before its first checkpoint leaves no directory.
 
     Why: a half-made run dir would block the corrected rerun ("not empty") and could be mistaken
@@ -179,6 +181,8 @@ def _discard_if_nothing_to_resume(run_dir, fresh: bool) -> None:
     resumable = ("**/trainer_state.json", "**/job.log")
     if fresh and not any(next(run_dir.path.glob(p), None) for p in resumable):
         shutil.rmtree(run_dir.path, ignore_errors=True)
+        if keep_dir:
+            run_dir.path.mkdir(parents=True, exist_ok=True)
 
 
 def validate(argv: Sequence[str]) -> int:
@@ -187,10 +191,21 @@ def validate(argv: Sequence[str]) -> int:
     parser.add_argument("--config", default=DEFAULT_PRESET)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args(argv)
-    _, text = load_command_config(args.command, args.config, args.overrides)
+    cfg, text = load_command_config(args.command, args.config, args.overrides)
+    _check_config(args.command, cfg)
     print(f"goodhart validate: {args.command} config OK")
     print(text, end="")
     return 0
+
+
+def _check_config(command: str, cfg) -> None:
+    """The recipe's cross-field checks (`check_config(cfg)`, e.g. ppo's minibatch divides the
+    batch), when it has one that needs nothing but the config."""
+    import inspect
+
+    check = getattr(importlib.import_module(COMMANDS[command].module), "check_config", None)
+    if check is not None and len(inspect.signature(check).parameters) == 1:
+        check(cfg)
 
 
 def _top_help() -> str:
@@ -254,11 +269,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return run_command(command, rest)
     except GoodhartError as exc:
+        if os.environ.get("GOODHART_DEBUG") == "1":
+            raise
         print(f"goodhart {command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"goodhart {command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # torch's ValueError, a full disk, ...: one line, not a traceback
+        if os.environ.get("GOODHART_DEBUG") == "1":
+            raise
+        message = " ".join(str(exc).split())
+        print(f"goodhart {command}: error: {type(exc).__name__}: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -44,3 +44,21 @@ def test_atomic_writes_leave_nothing_on_failure(tmp_path) -> None:
         raise RuntimeError("killed")
     assert not (tmp_path / "d").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_resume_truncation_repairs_metrics(tmp_path, capsys) -> None:
+    run = RunDir.prepare(tmp_path / "r", "x: 1\n")
+    for step in range(0, 4):
+        run.log(step, {"v": step})
+    path = run.file("metrics.jsonl")
+    good = path.read_text()
+    path.write_text(good + '{"step": 4, "v"')  # torn tail (killed mid-write, disk full)
+    assert [r["step"] for r in run.read_metrics()] == [0, 1, 2, 3]
+    run.truncate_metrics_after(2)
+    assert "dropped a torn last line" in capsys.readouterr().out
+    assert path.read_text() == "".join(good.splitlines(keepends=True)[:3])
+    run.truncate_metrics_after(None)  # killed before the first checkpoint: start over
+    assert path.read_text() == ""
+    path.write_text('{"step": 0}\nnot json\n{"step": 2}\n')  # damage inside: name the line
+    with pytest.raises(InputError, match=r"metrics.jsonl:2: not a metrics row"):
+        run.truncate_metrics_after(2)

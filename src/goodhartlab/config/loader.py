@@ -18,6 +18,8 @@ Rules (each one is tested in tests/config/test_loader.py):
 - Overrides `a.b=value` apply after the file, in order; the value is parsed as one YAML node
   (`lr=1e-3`, `seeds=[1,2,3]`, `name=null`; an empty value is null). Setting a field inside an
   optional section that is None starts from that section's defaults.
+- A field whose metadata has a `range` (config/ranges.py) refuses a number outside it:
+  `train.batch_size=-4` -> `field 'train.batch_size': -4 is out of range (allowed: [1, inf))`.
 - A `__post_init__` may raise ValueError for cross-field checks. If the message starts with one
   of that class's field names and a colon (`"warmup_steps: must be <= total_steps"`), the error
   names that field (with the line or override that set it); otherwise it names the section.
@@ -40,6 +42,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from goodhartlab.config.ranges import range_problem
 from goodhartlab.errors import ConfigError, where
 
 T = TypeVar("T")
@@ -328,7 +331,14 @@ def _merge_entry(
             _merge_mapping(sub, dc, node, source, _join(prefix, name))
         return
     value = _convert(node, tp, source, _join(prefix, name))
+    problem = range_problem(_field_metadata(cls, name).get("range"), value)
+    if problem:
+        raise source.fail(key_node or node, _join(prefix, name), problem)
     section.entries[name] = _Leaf(value, key_node or node, source)
+
+
+def _field_metadata(cls: type, name: str) -> Any:
+    return next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
 
 
 def _apply_override(root: _Section, cls: type, text: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from goodhartlab.config.ranges import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT
 from goodhartlab.config.schemas import GenerationConfig, ModelConfig, _f
 
 
@@ -32,9 +33,11 @@ class PPORewardConfig:
     )
     objective: Literal["mean", "wco", "uwo"] = _f("mean", "ensemble objective (several members)")
     uwo_coef: float = _f(0.1, "UWO λ (the seed's PPO default 0.1)")
-    ddof: int = _f(1, "UWO variance ddof (the seeds use 1 in PPO, 0 in best-of-n)")
+    ddof: int = _f(
+        1, "UWO variance ddof (the seeds use 1 in PPO, 0 in best-of-n)", range=NON_NEGATIVE
+    )
     gold: str = _f("toy", "gold reward for evaluation: 'toy' or a gold RM dir")
-    clip: float | None = _f(10.0, "clip the score to ±clip (seed 10; null = off)")
+    clip: float | None = _f(10.0, "clip the score to ±clip (seed 10; null = off)", range=POSITIVE)
     whiten: bool = _f(False, "whiten scores over the batch")
     len_only: float | None = _f(None, "length-only reward 1 − |L/N − 1| with target N tokens")
     len_penalty: bool = _f(False, "r + 2σ̄(1 − 0.01·L) (Singhal et al.)")
@@ -50,9 +53,11 @@ class RegularizerConfig:
         "reward", "kl: per token in the reward, or per sequence in the loss; chi2/sqrt_chi2: loss"
     )
     estimator: Literal["k1", "k2", "k3"] = _f("k1", "per-token KL estimator in the reward")
-    coef: float = _f(0.0, "coefficient (initial value when adaptive)")
-    target: float | None = _f(None, "adaptive coefficient's target KL (null = fixed)")
-    horizon: float = _f(10000.0, "adaptive controller horizon")
+    coef: float = _f(0.0, "coefficient (initial value when adaptive)", range=NON_NEGATIVE)
+    target: float | None = _f(
+        None, "adaptive coefficient's target KL (null = fixed)", range=POSITIVE
+    )
+    horizon: float = _f(10000.0, "adaptive controller horizon", range=POSITIVE)
     keep_kl_in_reward: bool = _f(
         False, "also keep the k1 reward penalty with in-loss terms (the seed fork's double count)"
     )
@@ -60,18 +65,18 @@ class RegularizerConfig:
 
 @dataclass
 class PPOHyperConfig:
-    iterations: int = _f(150, "rollout + update iterations")
-    prompts_per_iteration: int = _f(64, "rollouts per iteration")
-    epochs: int = _f(4, "PPO epochs over each batch")
-    minibatch_size: int = _f(32, "rollouts per minibatch")
-    lr: float = _f(1e-4, "AdamW learning rate (policy and value)")
-    clip_eps: float = _f(0.2, "ratio clip")
-    clip_eps_value: float | None = _f(0.2, "value clip (null = off)")
-    vf_coef: float = _f(1.0, "value-loss weight")
-    ent_coef: float = _f(0.0, "entropy bonus")
-    max_grad_norm: float | None = _f(1.0, "gradient-norm clip")
-    gamma: float = _f(1.0, "discount")
-    gae_lambda: float = _f(0.95, "GAE λ")
+    iterations: int = _f(150, "rollout + update iterations", range=AT_LEAST_1)
+    prompts_per_iteration: int = _f(64, "rollouts per iteration", range=AT_LEAST_1)
+    epochs: int = _f(4, "PPO epochs over each batch", range=AT_LEAST_1)
+    minibatch_size: int = _f(32, "rollouts per minibatch", range=AT_LEAST_1)
+    lr: float = _f(1e-4, "AdamW learning rate (policy and value)", range=POSITIVE)
+    clip_eps: float = _f(0.2, "ratio clip", range=POSITIVE)
+    clip_eps_value: float | None = _f(0.2, "value clip (null = off)", range=POSITIVE)
+    vf_coef: float = _f(1.0, "value-loss weight", range=NON_NEGATIVE)
+    ent_coef: float = _f(0.0, "entropy bonus", range=NON_NEGATIVE)
+    max_grad_norm: float | None = _f(1.0, "gradient-norm clip", range=POSITIVE)
+    gamma: float = _f(1.0, "discount", range=UNIT)
+    gae_lambda: float = _f(0.95, "GAE λ", range=UNIT)
     whiten_advantages: bool = _f(True, "whiten advantages per minibatch")
     value_model: Literal["separate", "head"] = _f(
         "separate", "separate value network (SFT backbone + scalar head) or a head on the policy"
@@ -80,8 +85,12 @@ class PPOHyperConfig:
 
 @dataclass
 class PPOEvalConfig:
-    every: int = _f(10, "iterations between evaluations (0 = only start and end)")
-    n_prompts: int = _f(512, "fixed held-out prompts (DESIGN: >= 512 for ±0.05 gold noise)")
+    every: int = _f(
+        10, "iterations between evaluations (0 = only start and end)", range=NON_NEGATIVE
+    )
+    n_prompts: int = _f(
+        512, "fixed held-out prompts (DESIGN: >= 512 for ±0.05 gold noise)", range=AT_LEAST_1
+    )
     generation: GenerationConfig = _f(GenerationConfig, "evaluation sampling")
 
 
@@ -100,8 +109,10 @@ class PPOConfig:
     regularizer: RegularizerConfig = _f(RegularizerConfig, "divergence to the SFT policy")
     ppo: PPOHyperConfig = _f(PPOHyperConfig, "the PPO update")
     eval: PPOEvalConfig = _f(PPOEvalConfig, "evaluation during training")
-    checkpoint_every: int = _f(50, "iterations between checkpoints (resume points)")
-    keep_checkpoints: int = _f(2, "how many recent checkpoints to keep")
+    checkpoint_every: int = _f(
+        50, "iterations between checkpoints (resume points)", range=AT_LEAST_1
+    )
+    keep_checkpoints: int = _f(2, "how many recent checkpoints to keep", range=NON_NEGATIVE)
 
 
 @dataclass
@@ -110,7 +121,7 @@ class EvaluateConfig:
     device: str = _f("auto", "'auto' (CUDA if present), 'cpu', 'cuda:0', ...")
     seed: int = _f(0, "seed of prompts and sampling")
     prompts: str = _f("toy", "'toy' (held-out toy prompts) or a prompt file")
-    n_prompts: int = _f(512, "prompts to answer")
+    n_prompts: int = _f(512, "prompts to answer", range=AT_LEAST_1)
     template: str | None = _f(None, "policy prompt template")
     generation: GenerationConfig = _f(GenerationConfig, "sampling (the seed: the rollout settings)")
     reward: PPORewardConfig = _f(PPORewardConfig, "proxy RM(s) and gold")

@@ -9,14 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from goodhartlab.config.ranges import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT
 from goodhartlab.toyworld.world import ToyWorldSpec
 
 
-def _f(default, help: str):
-    """A field with a default (or default factory for dataclasses) and help text."""
+def _f(default, help: str, range=None):
+    """A field with a default (or default factory for dataclasses), help text and optionally the
+    allowed range of a number (config/ranges.py; the loader checks it)."""
+    metadata = {"help": help} if range is None else {"help": help, "range": range}
     if isinstance(default, type):
-        return field(default_factory=default, metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=default, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -24,24 +27,27 @@ class ModelConfig:
     source: str = _f("toy:policy", "HF hub id, local dir, or toy spec (toy:policy[-small])")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = _f("float32", "weights dtype")
     trust_remote_code: bool = _f(False, "allow model code from the hub (off: security)")
+    allow_pickle_weights: bool = _f(
+        False, "load pickle weights (pytorch_model.bin) when a model has no safetensors"
+    )
 
 
 @dataclass
 class GenerationConfig:
-    max_new_tokens: int = _f(24, "response token limit")
-    temperature: float = _f(1.0, "sampling temperature (0 = greedy)")
-    top_k: int = _f(0, "keep the k most likely tokens (0 = off)")
-    top_p: float = _f(1.0, "nucleus sampling mass (1 = off)")
-    batch_size: int = _f(256, "prompts per generation call")
+    max_new_tokens: int = _f(24, "response token limit", range=AT_LEAST_1)
+    temperature: float = _f(1.0, "sampling temperature (0 = greedy)", range=NON_NEGATIVE)
+    top_k: int = _f(0, "keep the k most likely tokens (0 = off)", range=NON_NEGATIVE)
+    top_p: float = _f(1.0, "nucleus sampling mass (1 = off)", range=UNIT)
+    batch_size: int = _f(256, "prompts per generation call", range=AT_LEAST_1)
 
 
 @dataclass
 class OptimConfig:
-    lr: float = _f(3e-3, "peak learning rate (AdamW)")
-    weight_decay: float = _f(0.0, "AdamW weight decay")
-    warmup_steps: int = _f(20, "linear warmup steps")
-    min_lr_ratio: float = _f(0.1, "cosine decay floor as a fraction of lr")
-    max_grad_norm: float = _f(1.0, "gradient clipping norm")
+    lr: float = _f(3e-3, "peak learning rate (AdamW)", range=POSITIVE)
+    weight_decay: float = _f(0.0, "AdamW weight decay", range=NON_NEGATIVE)
+    warmup_steps: int = _f(20, "linear warmup steps", range=NON_NEGATIVE)
+    min_lr_ratio: float = _f(0.1, "cosine decay floor as a fraction of lr", range=UNIT)
+    max_grad_norm: float = _f(1.0, "gradient clipping norm", range=POSITIVE)
 
 
 @dataclass
@@ -53,22 +59,24 @@ class SFTDataConfig:
     template: str | None = _f(
         None, "prompt template with {prompt}; default: tokenizer's chat template"
     )
-    max_length: int = _f(64, "max tokens of prompt + completion")
+    max_length: int = _f(64, "max tokens of prompt + completion", range=AT_LEAST_1)
     toy: ToyWorldSpec = _f(ToyWorldSpec, "toy world sizes when train/eval = 'toy'")
 
 
 @dataclass
 class SFTTrainConfig:
-    epochs: int = _f(4, "passes over the demonstrations")
-    batch_size: int = _f(64, "demonstrations per step")
-    eval_every: int = _f(100, "steps between held-out loss evaluations")
-    checkpoint_every: int = _f(200, "steps between checkpoints (resume points)")
-    keep_checkpoints: int = _f(2, "how many recent checkpoints to keep")
+    epochs: int = _f(4, "passes over the demonstrations", range=AT_LEAST_1)
+    batch_size: int = _f(64, "demonstrations per step", range=AT_LEAST_1)
+    eval_every: int = _f(100, "steps between held-out loss evaluations", range=AT_LEAST_1)
+    checkpoint_every: int = _f(200, "steps between checkpoints (resume points)", range=AT_LEAST_1)
+    keep_checkpoints: int = _f(2, "how many recent checkpoints to keep", range=NON_NEGATIVE)
 
 
 @dataclass
 class SampleConfig:
-    n_prompts: int = _f(512, "held-out prompts sampled after training (0 = skip)")
+    n_prompts: int = _f(
+        512, "held-out prompts sampled after training (0 = skip)", range=NON_NEGATIVE
+    )
     generation: GenerationConfig = _f(GenerationConfig, "sampling settings")
 
 
@@ -98,26 +106,42 @@ class PreferenceDataConfig:
     train: str = _f("toy", "'toy' (policy-sample pairs labelled by gold) or a preference file")
     eval: str = _f("toy", "'toy' or a held-out preference file")
     policy: str = _f("toy:sft", "policy whose samples form toy pairs; 'toy:sft' = cached toy SFT")
-    n_train_pairs: int = _f(16000, "toy pairs to train on")
-    n_eval_pairs: int = _f(2000, "toy held-out pairs")
-    label_temperature: float = _f(1.0, "Bradley–Terry temperature of gold labels")
-    label_flip_prob: float = _f(0.25, "label noise: flip probability (the seeds use 25%)")
+    n_train_pairs: int = _f(16000, "toy pairs to train on", range=AT_LEAST_1)
+    n_eval_pairs: int = _f(2000, "toy held-out pairs", range=AT_LEAST_1)
+    label_temperature: float = _f(1.0, "Bradley–Terry temperature of gold labels", range=POSITIVE)
+    label_flip_prob: float = _f(
+        0.25, "label noise: flip probability (the seeds use 25%)", range=UNIT
+    )
     prompt_key: str | None = _f("prompt", "prompt column (null: implicit prompt)")
     chosen_key: str = _f("chosen", "preferred response column")
     rejected_key: str = _f("rejected", "other response column")
     template: str | None = _f(None, "prompt template; default: tokenizer's chat template")
-    max_length: int = _f(64, "max tokens of prompt + response")
+    max_length: int = _f(64, "max tokens of prompt + response", range=AT_LEAST_1)
     generation: GenerationConfig = _f(GenerationConfig, "sampling of toy policy pairs")
     balance_len: bool = _f(False, "length-balance the train pairs (Singhal et al.)")
-    balance_bin_width: float = _f(10.0, "balance_len: width of the length-difference bins")
+    balance_bin_width: float = _f(
+        10.0, "balance_len: width of the length-difference bins", range=POSITIVE
+    )
     balance_equal: Literal["as_shorter", "keep"] = _f(
         "as_shorter", "balance_len: equal lengths count as shorter (seed), or are all kept"
     )
-    rand_ratio: float = _f(0.0, "random-pair augmentation ratio (R-DA), appended")
+    rand_ratio: float = _f(
+        0.0, "random-pair augmentation ratio (R-DA), appended", range=NON_NEGATIVE
+    )
     carto_file: str | None = _f(None, "cartography stats JSONL for confidence truncation")
     carto_low: float | None = _f(None, "keep pairs with confidence above this")
     carto_high: float | None = _f(None, "keep pairs with confidence below this")
     toy: ToyWorldSpec = _f(ToyWorldSpec, "toy world prompts (seed) for toy pairs")
+
+    def __post_init__(self) -> None:
+        # Why an error: toy pairs are sampled for both splits at once, so a file beside 'toy'
+        # used to be ignored silently (train-rm trained on toy pairs, exit 0).
+        if (self.train == "toy") != (self.eval == "toy"):
+            given, toy = ("train", "eval") if self.eval == "toy" else ("eval", "train")
+            raise ValueError(
+                f"{given}: a preference file cannot be mixed with {toy}='toy'; give both files "
+                f"(data.train=TRAIN.jsonl data.eval=HELD_OUT.jsonl) or leave both 'toy'"
+            )
 
 
 @dataclass
@@ -130,8 +154,8 @@ class RMLossConfig:
 @dataclass
 class InfoRMSettings:
     enabled: bool = _f(False, "train an information-bottleneck reward model (InfoRM)")
-    latent_dim: int = _f(32, "bottleneck dimension d")
-    beta: float = _f(0.1, "weight of the KL term")
+    latent_dim: int = _f(32, "bottleneck dimension d", range=AT_LEAST_1)
+    beta: float = _f(0.1, "weight of the KL term", range=NON_NEGATIVE)
     kl_mode: Literal["standard_sum", "mean_pooled"] = _f(
         "standard_sum", "per-dim KL sum, or the seed code's dim-mean-pooled KL"
     )
@@ -140,9 +164,9 @@ class InfoRMSettings:
 
 @dataclass
 class RMTrainConfig:
-    epochs: int = _f(2, "passes over the pairs")
-    batch_size: int = _f(64, "pairs per step")
-    checkpoint_every: int = _f(200, "steps between checkpoints")
+    epochs: int = _f(2, "passes over the pairs", range=AT_LEAST_1)
+    batch_size: int = _f(64, "pairs per step", range=AT_LEAST_1)
+    checkpoint_every: int = _f(200, "steps between checkpoints", range=AT_LEAST_1)
     log_cartography: bool = _f(True, "log per-example margins each epoch (dataset cartography)")
 
 
@@ -168,8 +192,8 @@ class TrainRMConfig:
 class RMEvalDataConfig:
     eval: str = _f("toy", "'toy' (policy-sample pairs labelled by gold) or a preference file")
     policy: str = _f("toy:sft", "policy whose samples form toy pairs; 'toy:sft' = cached toy SFT")
-    n_eval_pairs: int = _f(2000, "toy held-out pairs")
-    label_temperature: float = _f(1.0, "Bradley–Terry temperature of gold labels")
+    n_eval_pairs: int = _f(2000, "toy held-out pairs", range=AT_LEAST_1)
+    label_temperature: float = _f(1.0, "Bradley–Terry temperature of gold labels", range=POSITIVE)
     prompt_key: str | None = _f("prompt", "prompt column (null: implicit prompt)")
     chosen_key: str = _f("chosen", "preferred response column")
     rejected_key: str = _f("rejected", "other response column")
@@ -182,7 +206,7 @@ class RMEvalDataConfig:
 class EnsembleAggregateConfig:
     method: Literal["mean", "wco", "uwo"] = _f("mean", "how member scores combine")
     uwo_coef: float = _f(0.5, "UWO: mean − uwo_coef·variance across members")
-    ddof: int = _f(0, "variance ddof (the seeds: 0 for best-of-n, 1 for PPO)")
+    ddof: int = _f(0, "variance ddof (the seeds: 0 for best-of-n, 1 for PPO)", range=NON_NEGATIVE)
 
 
 @dataclass

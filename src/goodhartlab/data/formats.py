@@ -234,6 +234,8 @@ def load_preferences(
             prompt: Prompt = _text_or_messages(rec, prompt_key)
         else:
             prompt, chosen, rejected = _split_implicit(rec, chosen_key, chosen, rejected)
+        if explicit and chosen == rejected and not _gold_labelled(rec):
+            raise rec.error("chosen and rejected are identical", chosen_key)
         margin = rec.optional_number(margin_key) if margin_key else None
         return Preference(
             prompt,
@@ -244,6 +246,12 @@ def load_preferences(
 
     items, _, skipped = _convert(path, row, skip_invalid, read)
     return _result(items, skipped, skip_invalid)
+
+
+def _gold_labelled(rec: Record) -> bool:
+    """A row labelled by a known gold program (the toy world writes gold_chosen/gold_rejected):
+    there two equal samples are a genuine tie, kept so the toy data stay as they were made."""
+    return "gold_chosen" in rec.data and "gold_rejected" in rec.data
 
 
 def _split_implicit(

@@ -101,11 +101,14 @@ class InfoRM(nn.Module):
         self.save(Path(out_dir))
 
     @classmethod
-    def load(cls, path: Path, **kwargs: Any) -> InfoRM:
+    def load(cls, path: Path, allow_pickle_weights: bool = False, **kwargs: Any) -> InfoRM:
         from safetensors.torch import load_file
         from transformers import AutoModel
 
+        from goodhartlab.models.loading import weights_kwargs
+
         cfg = InfoRMConfig(**json.loads((path / INFORM_CONFIG).read_text()))
+        kwargs.update(weights_kwargs(path, allow_pickle_weights))  # safetensors only by default
         model = cls(AutoModel.from_pretrained(path, **kwargs), cfg)
         heads = load_file(str(path / INFORM_HEAD))
         model.encode_head.load_state_dict(_strip(heads, "encode_head."))

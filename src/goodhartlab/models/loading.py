@@ -4,7 +4,9 @@ A model source is one of:
 - a local directory written by `save_pretrained` (ours or anyone's);
 - a Hugging Face hub id (works offline only if it is in the local cache);
 - a toy spec "toy:policy", "toy:rm", "toy:value" (optionally "-small"): random init, toy tokenizer.
-Weights are saved as safetensors; `trust_remote_code` stays off unless the caller asks.
+Weights are saved as safetensors and load from safetensors only: a dir with only pickle weights
+(pytorch_model.bin) is an error unless the caller passes allow_pickle_weights=True (then
+`weights_only=True`). `trust_remote_code` stays off unless the caller asks.
 """
 
 from __future__ import annotations
@@ -53,8 +55,34 @@ def load_tokenizer(source: str, trust_remote_code: bool = False, padding_side: s
     return tok
 
 
-def _from_pretrained(cls: Any, source: str, **kwargs: Any):
-    """`cls.from_pretrained` with a one-line error for a missing dir or an unreachable hub id."""
+PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
+
+
+def weights_kwargs(path: Path | None, allow_pickle_weights: bool) -> dict[str, Any]:
+    """`from_pretrained` keywords that load safetensors only, unless pickle is allowed.
+
+    Why: unpickling a downloaded `pytorch_model.bin` can run arbitrary code. With the opt-in,
+    pickle files load through `torch.load(weights_only=True)` (tensors only). `path` is a local
+    model dir (checked here for a clear one-line error) or None for a hub id.
+    """
+    if allow_pickle_weights:
+        return {"weights_only": True}
+    if path is not None and not any(path.glob("*.safetensors")):
+        pickled = sorted(p.name for pattern in PICKLE_WEIGHTS for p in path.glob(pattern))
+        if pickled:
+            raise input_error(
+                f"holds only pickle weights ({', '.join(pickled)}), which can run code when "
+                "loaded; convert them to safetensors, or opt in with allow_pickle_weights=true "
+                "in the model's section (e.g. model.allow_pickle_weights=true)",
+                path,
+            )
+    return {"use_safetensors": True}
+
+
+def _from_pretrained(cls: Any, source: str, allow_pickle_weights: bool = False, **kwargs: Any):
+    """`cls.from_pretrained` with a one-line error for a missing dir or an unreachable hub id;
+    model weights load from safetensors only unless `allow_pickle_weights` (`weights_kwargs`)."""
+    path = None
     if _is_local(source):
         path = Path(source).expanduser()
         if not path.is_dir():
@@ -62,6 +90,8 @@ def _from_pretrained(cls: Any, source: str, **kwargs: Any):
         if not (path / "config.json").exists() and cls.__name__ != "AutoTokenizer":
             raise input_error("not a model directory (no config.json)", path)
         source = str(path)
+    if cls.__name__ != "AutoTokenizer":
+        kwargs.update(weights_kwargs(path, allow_pickle_weights))
     try:
         return cls.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
@@ -79,6 +109,7 @@ def load_model(
     trust_remote_code: bool = False,
     seed: int = 0,
     tokenizer: Any = None,
+    allow_pickle_weights: bool = False,
 ):
     """Load (model, tokenizer) for a role: 'policy' (causal LM) or 'scalar' (RM / value, 1 label).
 
@@ -96,8 +127,9 @@ def load_model(
         cls = AutoModelForCausalLM if role == "policy" else AutoModelForSequenceClassification
         extra = {"num_labels": 1} if role == "scalar" else {}
         model = _from_pretrained(
-            cls, source, dtype=_torch_dtype(dtype), trust_remote_code=trust_remote_code, **extra
-        )
+            cls, source, allow_pickle_weights, dtype=_torch_dtype(dtype),
+            trust_remote_code=trust_remote_code, **extra,
+        )  # fmt: skip
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
     check_tokenizer_fits(model, tok, source)

@@ -146,6 +146,7 @@ def load_reward_model(
     trust_remote_code: bool = False,
     seed: int = 0,
     inform: InfoRMConfig | None = None,
+    allow_pickle_weights: bool = False,
 ):
     """(reward model, tokenizer) from a saved RM, a backbone to start from, or a toy spec.
 
@@ -155,10 +156,10 @@ def load_reward_model(
     """
     if is_inform_dir(source):
         tok = load_tokenizer(source, trust_remote_code, padding_side="right")
-        model = InfoRM.load(Path(source), trust_remote_code=trust_remote_code)
+        model = InfoRM.load(Path(source), allow_pickle_weights, trust_remote_code=trust_remote_code)
     elif inform is not None:
         tok = load_tokenizer(source, trust_remote_code, padding_side="right")
-        backbone = _backbone(source, tok, seed, trust_remote_code)
+        backbone = _backbone(source, tok, seed, trust_remote_code, allow_pickle_weights)
         model = InfoRM(backbone, inform, generator=torch.Generator().manual_seed(seed))
     else:
         with torch.random.fork_rng(devices=[]):
@@ -170,6 +171,7 @@ def load_reward_model(
                 dtype=dtype,
                 trust_remote_code=trust_remote_code,
                 seed=seed,
+                allow_pickle_weights=allow_pickle_weights,
             )
     model.to(resolve_device(device))
     if dtype != "auto":
@@ -177,7 +179,7 @@ def load_reward_model(
     return model, tok
 
 
-def _backbone(source: str, tok: Any, seed: int, trust_remote_code: bool):
+def _backbone(source: str, tok: Any, seed: int, trust_remote_code: bool, allow_pickle: bool):
     if source.startswith("toy:"):
         from transformers import GPTNeoXModel
 
@@ -191,7 +193,7 @@ def _backbone(source: str, tok: Any, seed: int, trust_remote_code: bool):
 
     from goodhartlab.models.loading import _from_pretrained
 
-    return _from_pretrained(AutoModel, source, trust_remote_code=trust_remote_code)
+    return _from_pretrained(AutoModel, source, allow_pickle, trust_remote_code=trust_remote_code)
 
 
 def save_reward_model(

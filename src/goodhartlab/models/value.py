@@ -31,7 +31,12 @@ class ValueHead(nn.Module):
 
 
 def load_value_model(
-    source: str, *, device: Any, seed: int = 0, trust_remote_code: bool = False
+    source: str,
+    *,
+    device: Any,
+    seed: int = 0,
+    trust_remote_code: bool = False,
+    allow_pickle_weights: bool = False,
 ) -> nn.Module:
     """A token classifier with one label on `source`'s backbone; the head is seeded by `seed`."""
     from transformers import AutoModelForTokenClassification
@@ -47,6 +52,7 @@ def load_value_model(
         model = _from_pretrained(
             AutoModelForTokenClassification,
             source,
+            allow_pickle_weights,
             num_labels=1,
             trust_remote_code=trust_remote_code,
         )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from goodhartlab.config.bon_schema import BonConfig
+from goodhartlab.errors import InputError
 from goodhartlab.runs import RunDir
 
 if TYPE_CHECKING:
@@ -182,6 +183,12 @@ def _score_members(
             model.eval()
             values = score_encoded(model, encodings.get(tok), cfg.score_batch_size)
             del model  # one RM in memory at a time
+            bad = np.flatnonzero(~np.isfinite(np.asarray(values, dtype=np.float64)))
+            if bad.size:  # a NaN score is an error naming the RM, not a number in a curve
+                raise InputError(
+                    f"reward model {member}: its score is not finite for answer {int(bad[0])} "
+                    f"({values[bad[0]]})"
+                )
             advance(1, info=member.name)
             yield member, values
 

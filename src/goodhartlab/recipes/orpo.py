@@ -251,7 +251,8 @@ def train(
     if ckpt is not None:
         bundle.load(ckpt)
         start, _ = load_checkpoint_state(ckpt, optimizer)
-        run.truncate_metrics_after(start)
+    if run is not None and resume:  # rows past the checkpoint (all without one) are re-logged
+        run.truncate_metrics_after(start if ckpt is not None else None)
     info = ENVS[cfg.env]
     vec = info.make_vec(cfg.num_envs, **st.env_kwargs)
     base_vec = info.make_vec(cfg.base_num_envs, **st.env_kwargs) if bases else None

@@ -28,8 +28,13 @@ def check_config(cfg: PPOConfig) -> None:
         )
     if reg.kind == "none" and reg.coef != 0:
         raise ConfigError("regularizer.coef is set but regularizer.kind=none")
-    if cfg.ppo.minibatch_size > cfg.ppo.prompts_per_iteration:
-        raise ConfigError("ppo.minibatch_size must be <= ppo.prompts_per_iteration")
+    n, mb = cfg.ppo.prompts_per_iteration, cfg.ppo.minibatch_size
+    if mb > n or n % mb:
+        # a remainder would be a small last minibatch with its own noisy step (16 by 5: 1 row)
+        raise ConfigError(
+            f"field 'ppo.minibatch_size': {mb} must divide ppo.prompts_per_iteration ({n}) "
+            f"evenly (e.g. {max(d for d in range(1, min(mb, n) + 1) if n % d == 0)})"
+        )
 
 
 def build_state(cfg: PPOConfig, source: str, checkpoint: Path | None):
@@ -46,6 +51,7 @@ def build_state(cfg: PPOConfig, source: str, checkpoint: Path | None):
 
     kw = {"device": cfg.device, "dtype": cfg.policy.dtype}
     kw["trust_remote_code"] = cfg.policy.trust_remote_code
+    kw["allow_pickle_weights"] = cfg.policy.allow_pickle_weights
     policy, tok = load_policy(str(checkpoint) if checkpoint else source, **kw)
     reference, _ = load_policy(source, **kw)
     freeze(reference)
@@ -59,7 +65,10 @@ def build_state(cfg: PPOConfig, source: str, checkpoint: Path | None):
         value_params = list(state.value_head.parameters())
     else:
         value_source = str(checkpoint / "value") if checkpoint else source
-        state.value_model = load_value_model(value_source, device=device, seed=cfg.seed)
+        state.value_model = load_value_model(
+            value_source, device=device, seed=cfg.seed,
+            allow_pickle_weights=cfg.policy.allow_pickle_weights,
+        )  # fmt: skip
         state.value_model.eval()
         value_params = list(state.value_model.parameters())
     state.optimizer = torch.optim.AdamW(
@@ -179,11 +188,13 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
     torch.manual_seed(cfg.seed)
     source = resolve_source(cfg.policy.source)
     checkpoint = run_dir.latest_checkpoint() if resume else None
+    pool = None if cfg.prompts == "toy" else load_prompt_texts(cfg.prompts)  # bad file: fail fast
+    held_out = eval_prompts(cfg.prompts, cfg.eval.n_prompts)
     state = build_state(cfg, source, checkpoint)  # 2
     models = load_reward_models(cfg.reward, state.device)
-    pool = None if cfg.prompts == "toy" else load_prompt_texts(cfg.prompts)
-    held_out = eval_prompts(cfg.prompts, cfg.eval.n_prompts)
     done = restore(cfg, run_dir, state, checkpoint) if checkpoint else 0  # 3
+    if resume and not checkpoint:  # killed before the first checkpoint: its rows are re-logged
+        run_dir.truncate_metrics_after(None)
     total = cfg.ppo.iterations
     if done == 0:
         run_dir.log(0, evaluate(cfg, state, models, held_out, run_dir, 0))

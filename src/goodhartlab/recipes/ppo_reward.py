@@ -93,6 +93,8 @@ def score_responses(
     raw = score_members(  # answers tokenized once for every member that shares a tokenizer
         models.members, list(prompts), list(responses), batch_size=batch_size, template=cfg.template
     )
+    for scores, path in zip(raw, models.member_paths):  # PPO and `goodhart evaluate` both stop
+        check_finite(np.asarray(scores, dtype=np.float64), f"reward model {path}: its score")
     members = np.stack(
         [(r - mean) / std for r, (mean, std) in zip(raw, models.member_stats)] or [np.zeros(n)]
     )[: len(models.members)]
@@ -109,6 +111,7 @@ def score_responses(
     else:
         model, tok = models.gold
         gold = score_texts(model, tok, prompts, responses, batch_size=batch_size)
+        check_finite(np.asarray(gold, dtype=np.float64), f"gold reward model {cfg.gold}: its score")
     proxy = None if proxy is None else np.asarray(proxy, dtype=np.float64)
     return Scores(proxy, members, spread, gold)
 

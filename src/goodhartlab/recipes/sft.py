@@ -121,7 +121,8 @@ def train(cfg: SFTConfig, run: RunDir, model: Any, tok: Any, data: SFTData, resu
     ckpt = run.latest_checkpoint() if resume else None
     if ckpt is not None:
         start, _ = load_checkpoint_state(ckpt, opt)
-        run.truncate_metrics_after(start)
+    if resume:  # rows past the checkpoint (all of them when there is none) are logged again
+        run.truncate_metrics_after(start if ckpt is not None else None)
     model.train()
     loss_value = float("nan")
     with progress_bar("sft", len(steps) - start) as advance:
@@ -205,6 +206,7 @@ def run(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> dict:
         dtype=cfg.model.dtype,
         trust_remote_code=cfg.model.trust_remote_code,
         seed=cfg.seed,
+        allow_pickle_weights=cfg.model.allow_pickle_weights,
     )
     losses = train(cfg, run_dir, model, tok, data, resume)  # 3-4
     model_dir = save_model(model, tok, run_dir.file("model"))  # 5

@@ -155,7 +155,8 @@ def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, res
     inform = InfoRMConfig(ic.latent_dim, ic.decoder) if ic.enabled and ckpt is None else None
     source = str(ckpt) if ckpt else resolve_source(cfg.model.source, cfg.data.toy.seed)
     model, tok = load_reward_model(source, device=cfg.device, dtype=cfg.model.dtype, seed=seed,
-                                   inform=inform, trust_remote_code=cfg.model.trust_remote_code)  # fmt: skip
+                                   inform=inform, trust_remote_code=cfg.model.trust_remote_code,
+                                   allow_pickle_weights=cfg.model.allow_pickle_weights)  # fmt: skip
     device = next(model.parameters()).device
     noise = None
     if ic.enabled:  # the bottleneck's reparameterization noise, seeded per member
@@ -167,9 +168,10 @@ def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, res
     start, carto = 0, CartographyLog()
     if ckpt:
         start = load_checkpoint_state(ckpt, opt, noise)[0]
-        member.truncate_metrics_after(start)
-        if (ckpt / CARTO_FILE).exists():
-            carto = CartographyLog.load(ckpt / CARTO_FILE)
+    if resume:  # rows past the checkpoint (all of them when there is none) are logged again
+        member.truncate_metrics_after(start if ckpt else None)
+    if ckpt and (ckpt / CARTO_FILE).exists():
+        carto = CartographyLog.load(ckpt / CARTO_FILE)
     rows = encode_pairs(tok, train.pairs, cfg)
     model.train()
     with progress_bar(f"rm seed {seed}", len(steps) - start) as advance:

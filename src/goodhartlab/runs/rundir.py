@@ -77,15 +77,49 @@ class RunDir:
             fh.write(json.dumps(row, allow_nan=False) + "\n")
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """The logged rows; a torn last line (a run killed mid-write, a full disk) is left out."""
+        return self._metrics_rows()[0]
+
+    def _metrics_rows(self) -> tuple[list[dict[str, Any]], bool]:
+        """(complete rows, whether a torn last line was dropped); a bad line elsewhere is an
+        InputError naming file and line."""
         path = self.path / METRICS_FILE
         if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            return [], False
+        text = path.read_text(encoding="utf-8", errors="replace")
+        lines = text.split("\n")  # a complete file ends in "\n": the last piece is ""
+        rows, torn = [], False
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                complete = number < len(lines) and isinstance(row, dict) and "step" in row
+            except json.JSONDecodeError:
+                complete = False
+            if not complete:
+                if number < len(lines) - (lines[-1] == ""):  # not the last line: damage, not a tear
+                    raise input_error("not a metrics row (JSON object with 'step')", path, number)
+                torn = True
+                continue
+            rows.append(row)
+        return rows, torn
 
-    def truncate_metrics_after(self, step: int) -> None:
-        """Drop metric lines logged after `step` (a resumed run re-logs them identically)."""
-        rows = [r for r in self.read_metrics() if r["step"] <= step]
-        atomic_write_text(self.path / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
+    def truncate_metrics_after(self, step: int | None) -> None:
+        """Resume: keep the complete rows logged at or before the checkpoint's `step` (None: no
+        checkpoint, so the rerun starts from an empty file). The resumed run re-logs the rest
+        identically, so the file ends equal to an uninterrupted run's. A torn tail is dropped
+        with a printed note."""
+        rows, torn = self._metrics_rows()
+        if torn:
+            print(
+                f"{self.path / METRICS_FILE}: dropped a torn last line (the run was killed mid-write)"
+            )
+        keep = [r for r in rows if step is not None and r["step"] <= step]
+        if keep == rows and not torn and (step is not None or not rows):
+            return
+        lines = "".join(json.dumps(r, allow_nan=False) + "\n" for r in keep)
+        atomic_write_text(self.path / METRICS_FILE, lines)
 
     # checkpoints -----------------------------------------------------------
     def checkpoint_dir(self, step: int) -> Path:

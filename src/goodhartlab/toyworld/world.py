@@ -12,11 +12,12 @@ Files (formats of DESIGN.md §5, so a user's own data drops in where these go):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from goodhartlab.config.ranges import AT_LEAST_1, POSITIVE, UNIT
 from goodhartlab.toyworld.gold import FILLER_BUDGET, breakdown
 from goodhartlab.toyworld.preferences import label_pairs
 from goodhartlab.toyworld.teacher import demonstrations, sample_prompts
@@ -27,12 +28,12 @@ class ToyWorldSpec:
     """Sizes and noise of the generated toy data."""
 
     seed: int = 0
-    n_train_demos: int = 20000
-    n_eval_prompts: int = 512
-    n_train_pairs: int = 16000
-    n_eval_pairs: int = 2000
-    label_temperature: float = 1.0
-    label_flip_prob: float = 0.25
+    n_train_demos: int = field(default=20000, metadata={"range": AT_LEAST_1})
+    n_eval_prompts: int = field(default=512, metadata={"range": AT_LEAST_1})
+    n_train_pairs: int = field(default=16000, metadata={"range": AT_LEAST_1})
+    n_eval_pairs: int = field(default=2000, metadata={"range": AT_LEAST_1})
+    label_temperature: float = field(default=1.0, metadata={"range": POSITIVE})
+    label_flip_prob: float = field(default=0.25, metadata={"range": UNIT})
 
 
 @dataclass(frozen=True)
