@@ -95,7 +95,10 @@ class StageBar:
     def stage(self, name: str) -> Iterator[Callable[[float, str], None]]:
         """Yield `advance(fraction, info)`; fractions of this stage add up to 1."""
         weight, tic = self.weights[name], time.perf_counter()
-        task = self.live.add_task(f"  {name}", total=1.0, info="") if self.live else None
+        task = None
+        if self.live is not None:
+            task = self.live.add_task(f"  {name}", total=1.0, info="")
+            self.live.update(self.overall, info=name)
         done = {"fraction": 0.0}
         self._say(f"{name}: started")
 
