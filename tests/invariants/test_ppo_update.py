@@ -182,3 +182,34 @@ def test_a_regularizer_lowers_the_final_kl() -> None:
     free, regularised = train_sequence_toy(0.0), train_sequence_toy(1.0)
     assert free > 0.5  # the unregularised policy runs away from the reference
     assert regularised < 0.5 * free
+
+
+def test_explained_variance_is_cleanrl_formula_on_valid_tokens() -> None:
+    from goodhartlab.rl.ppo_update import explained_variance
+
+    batch = llm_batch(seed=3)
+    mask = batch["mask"]
+    values, returns = batch["old_values"][mask], batch["returns"][mask]
+    expected = 1.0 - torch.var(returns - values, unbiased=False) / torch.var(
+        returns, unbiased=False
+    )
+    got = explained_variance(batch["old_values"], batch["returns"], mask)
+    assert got == pytest.approx(float(expected), rel=1e-12)
+    assert explained_variance(batch["returns"], batch["returns"], mask) == 1.0  # perfect values
+    _, metrics = run(batch, HP)
+    assert metrics["ppo/explained_variance"] == pytest.approx(float(expected), rel=1e-12)
+    assert metrics["ppo/epochs"] == HP.epochs
+
+
+def test_target_kl_stops_the_epochs_early_and_none_runs_them_all() -> None:
+    batch = llm_batch(seed=4)
+    many = PPOHyperparams(**{**HP.__dict__, "epochs": 6})
+    _, full = run(batch, many, optimizer="adam")
+    assert full["ppo/epochs"] == 6 and full["ppo/approx_kl"] > 0
+    tiny = PPOHyperparams(**{**many.__dict__, "target_kl": 1e-12})
+    policy, stopped = run(batch, tiny, optimizer="adam")
+    assert stopped["ppo/epochs"] == 1  # the first epoch already moved the policy past 1e-12
+    one_epoch, _ = run(batch, PPOHyperparams(**{**HP.__dict__, "epochs": 1}), optimizer="adam")
+    torch.testing.assert_close(policy.w, one_epoch.w)  # stopped after exactly one epoch
+    with pytest.raises(ValueError, match="target_kl"):
+        PPOHyperparams(target_kl=0.0)

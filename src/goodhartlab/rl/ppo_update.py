@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import torch
 
-from goodhartlab.core.masked import masked_sum, normalize
+from goodhartlab.core.masked import masked_sum, masked_var, normalize
 from goodhartlab.core.ppo import approx_kl, clip_fraction, policy_loss, value_loss
 from goodhartlab.core.regularize import (
     SEED_EXP_LIMIT,
@@ -51,6 +51,7 @@ class PPOHyperparams:
     max_grad_norm: float | None = None
     whiten_advantages: bool = False
     grad_accum_steps: int = 1
+    target_kl: float | None = None  # stop the epochs once an epoch's mean approx KL exceeds it
 
     def __post_init__(self) -> None:
         for name in ("epochs", "minibatch_size", "grad_accum_steps"):
@@ -58,6 +59,8 @@ class PPOHyperparams:
                 raise ValueError(f"PPOHyperparams.{name} must be >= 1, got {getattr(self, name)}")
         if self.clip_eps <= 0:
             raise ValueError(f"PPOHyperparams.clip_eps must be > 0, got {self.clip_eps}")
+        if self.target_kl is not None and self.target_kl <= 0:
+            raise ValueError(f"PPOHyperparams.target_kl must be > 0 or None, got {self.target_kl}")
 
 
 class ForwardOut(NamedTuple):
@@ -195,23 +198,51 @@ def ppo_update(
     `extra_loss_fn(minibatch, out) -> (loss_term, metrics)` adds a regulariser (e.g.
     `divergence_loss_fn`). Returns metrics averaged over all optimizer steps: loss/policy,
     loss/value, loss/total, loss/extra, ppo/clip_frac, ppo/approx_kl, ppo/entropy,
-    ppo/value_clip_frac, ppo/grad_norm, and the extra metrics. The last step's gradients are
-    left in .grad.
+    ppo/value_clip_frac, ppo/grad_norm, and the extra metrics; ppo/epochs (how many ran: fewer
+    than hp.epochs when `hp.target_kl` stopped them, as in CleanRL) and, with values,
+    ppo/explained_variance of the rollout's values. The last step's gradients are left in .grad.
     """
     n_rows = _check_batch(batch)
     device = batch["mask"].device
     sums: dict[str, torch.Tensor | float] = {}
-    n_steps = 0
+    n_steps = epochs = 0
     for _ in range(hp.epochs):
         gen_device = generator.device if generator is not None else None
         order = torch.randperm(n_rows, generator=generator, device=gen_device).to(device)
+        epoch_kl, epoch_steps = 0.0, 0
         for start in range(0, n_rows, hp.minibatch_size):
             rows = order[start : start + hp.minibatch_size]
             step = _minibatch_step(_take(batch, rows), forward_fn, optimizer, hp, extra_loss_fn)
             for key, value in step.items():
                 sums[key] = sums.get(key, 0.0) + value
+            if hp.target_kl is not None:  # a host sync per step, so only when asked
+                epoch_kl, epoch_steps = epoch_kl + float(step["ppo/approx_kl"]), epoch_steps + 1
             n_steps += 1
-    return {key: float(value) / n_steps for key, value in sums.items()}
+        epochs += 1
+        if hp.target_kl is not None and epoch_kl / epoch_steps > hp.target_kl:
+            break
+    out = {key: float(value) / n_steps for key, value in sums.items()}
+    out["ppo/epochs"] = float(epochs)
+    if "old_values" in batch and "returns" in batch:
+        out["ppo/explained_variance"] = explained_variance(
+            batch["old_values"], batch["returns"], batch["mask"].bool()
+        )
+    return out
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> float:
+    """1 - Var(returns - values) / Var(returns) over valid entries (CleanRL's diagnostic).
+
+    Why: 1 means the value function predicts the returns, 0 that it does no better than their
+    mean, below 0 that it is worse; a value model that never learns makes GAE's advantages noise.
+    nan when the returns have no variance.
+
+    Shape: values, returns, mask (B, T) -> float
+    """
+    var_returns = float(masked_var(returns, mask, unbiased=False))
+    if var_returns == 0.0:
+        return float("nan")
+    return 1.0 - float(masked_var(returns - values, mask, unbiased=False)) / var_returns
 
 
 def divergence_loss_fn(
