@@ -11,10 +11,8 @@ import torch
 from goodhartlab.config import dump_config, find_configs_dir, load_config
 from goodhartlab.config.orpo_schema import OrpoConfig
 from goodhartlab.errors import ConfigError
-from goodhartlab.runs import RunDir
-
-pytest.importorskip("goodhartlab.rl.ppo_update")
 from goodhartlab.recipes import orpo, orpo_step
+from goodhartlab.runs import RunDir
 
 SMOKE = find_configs_dir() / "orpo" / "smoke.yaml"
 

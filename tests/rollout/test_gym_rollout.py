@@ -50,7 +50,6 @@ def test_collect_is_reproducible_for_fixed_seeds() -> None:
 
 
 def test_gae_matches_a_brute_force_loop_with_truncation() -> None:
-    pytest.importorskip("goodhartlab.core.advantages")
     gamma, lam = 0.9, 0.8
     rewards = torch.tensor([[1.0, 2.0, 3.0, -1.0], [0.5, 0.0, 1.0, 2.0]])
     values = torch.tensor([[0.5, 0.2, 0.1, 0.3], [1.0, 0.0, -1.0, 0.5]])
