@@ -45,6 +45,9 @@ RANGES = [
     ("train-rm", "data.label_flip_prob=1.5", "field 'data.label_flip_prob': 1.5 is out of range (allowed: [0, 1])"),
     ("train-rm", "data.toy.label_flip_prob=-0.1", "field 'data.toy.label_flip_prob': -0.1 is out of range (allowed: [0, 1])"),
     ("ppo", "generation.top_p=1.5", "field 'generation.top_p': 1.5 is out of range (allowed: [0, 1])"),
+    ("bon", "generate.n_samples=0", "field 'generate.n_samples': 0 is out of range (allowed: [1, inf))"),
+    ("orpo", "ppo.minibatch_size=0", "field 'ppo.minibatch_size': 0 is out of range (allowed: [1, inf))"),
+    ("evaluate", "n_prompts=-1", "field 'n_prompts': -1 is out of range (allowed: [1, inf))"),
 ]  # fmt: skip
 
 

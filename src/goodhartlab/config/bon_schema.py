@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from goodhartlab.config.ranges import AT_LEAST_1, NON_NEGATIVE
 from goodhartlab.config.schemas import GenerationConfig, _f
 
 # The seeds' 16-point grid stops at 12,500; the toy default stops at its N.
@@ -21,8 +22,10 @@ TOY_SAMPLE_NS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 class BonGenerationConfig:
     policy: str = _f("toy:sft", "policy to sample from ('toy:sft' = cached toy SFT policy)")
     prompts: str = _f("toy", "'toy' (held-out toy prompts) or a prompt file (column `prompt`)")
-    n_prompts: int = _f(512, "prompts to sample for (toy, or the first n of the file)")
-    n_samples: int = _f(256, "answers per prompt (N)")
+    n_prompts: int = _f(
+        512, "prompts to sample for (toy, or the first n of the file)", range=AT_LEAST_1
+    )
+    n_samples: int = _f(256, "answers per prompt (N)", range=AT_LEAST_1)
     template: str | None = _f(None, "prompt template; default: tokenizer's chat template")
     sampling: GenerationConfig = _f(GenerationConfig, "sampling settings")
 
@@ -51,7 +54,7 @@ class BonConfig:
         "gold program), 'file', or a gold reward-model dir",
     )
     reward_template: str | None = _f(None, "template the RMs score with (default: chat template)")
-    score_batch_size: int = _f(512, "texts per RM forward pass")
+    score_batch_size: int = _f(512, "texts per RM forward pass", range=AT_LEAST_1)
     sample_ns: list[int] = field(
         default_factory=lambda: list(TOY_SAMPLE_NS),
         metadata={"help": "n values of the curve (n > N are dropped and listed)"},
@@ -63,7 +66,9 @@ class BonConfig:
     uwo_coefs: list[float] = field(
         default_factory=lambda: [0.5], metadata={"help": "UWO lambdas (seed BoN default 0.5)"}
     )
-    ddof: int = _f(0, "variance ddof for UWO (the seeds use 0 for best-of-n, 1 for PPO)")
+    ddof: int = _f(
+        0, "variance ddof for UWO (the seeds use 0 for best-of-n, 1 for PPO)", range=NON_NEGATIVE
+    )
     faithful_seed_gold: bool = _f(
         False, "reproduce the seed bug: ensemble gold in member 0's order (comparison only)"
     )

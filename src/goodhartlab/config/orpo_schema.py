@@ -12,47 +12,52 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from goodhartlab.config.ranges import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT
 from goodhartlab.config.schemas import _f
 
 
 @dataclass
 class OrpoPPOConfig:
-    lr: float = _f(1e-3, "Adam learning rate (spec tomato 1e-3)")
-    epochs: int = _f(8, "passes over each batch (num_sgd_iter)")
-    minibatch_size: int = _f(256, "env steps per minibatch")
-    clip_eps: float = _f(0.2, "PPO ratio clip (spec 0.05 with 500 iterations; see docs/orpo.md)")
-    vf_coef: float = _f(0.5, "value-loss weight")
-    vf_clip: float | None = _f(None, "value clip around old values (null = off)")
-    entropy_coef: float = _f(0.01, "entropy bonus")
-    max_grad_norm: float = _f(0.5, "global gradient-norm clip")
-    gae_lambda: float = _f(0.98, "GAE lambda")
-    gamma: float | None = _f(None, "discount (null = the env's, 0.99)")
+    lr: float = _f(1e-3, "Adam learning rate (spec tomato 1e-3)", range=POSITIVE)
+    epochs: int = _f(8, "passes over each batch (num_sgd_iter)", range=AT_LEAST_1)
+    minibatch_size: int = _f(256, "env steps per minibatch", range=AT_LEAST_1)
+    clip_eps: float = _f(
+        0.2, "PPO ratio clip (spec 0.05 with 500 iterations; see docs/orpo.md)", range=POSITIVE
+    )
+    vf_coef: float = _f(0.5, "value-loss weight", range=NON_NEGATIVE)
+    vf_clip: float | None = _f(None, "value clip around old values (null = off)", range=POSITIVE)
+    entropy_coef: float = _f(0.01, "entropy bonus", range=NON_NEGATIVE)
+    max_grad_norm: float = _f(0.5, "global gradient-norm clip", range=POSITIVE)
+    gae_lambda: float = _f(0.98, "GAE lambda", range=UNIT)
+    gamma: float | None = _f(None, "discount (null = the env's, 0.99)", range=UNIT)
 
 
 @dataclass
 class DiscriminatorConfig:
-    width: int = _f(256, "hidden width (spec 256)")
-    depth: int = _f(2, "hidden layers (spec 2)")
-    epochs: int = _f(2, "passes over (current + base) data per iteration")
-    minibatch_size: int = _f(256, "samples per discriminator step")
-    lr: float | None = _f(None, "Adam lr (null = ppo.lr, as the seed)")
-    grad_clip: float | None = _f(None, "gradient-norm clip")
+    width: int = _f(256, "hidden width (spec 256)", range=AT_LEAST_1)
+    depth: int = _f(2, "hidden layers (spec 2)", range=AT_LEAST_1)
+    epochs: int = _f(2, "passes over (current + base) data per iteration", range=AT_LEAST_1)
+    minibatch_size: int = _f(256, "samples per discriminator step", range=AT_LEAST_1)
+    lr: float | None = _f(None, "Adam lr (null = ppo.lr, as the seed)", range=POSITIVE)
+    grad_clip: float | None = _f(None, "gradient-norm clip", range=POSITIVE)
     wgan_weight_clip: float = _f(0.01, "wasserstein: clamp weights after each iteration")
 
 
 @dataclass
 class BCConfig:
-    episodes: int = _f(32, "scripted-controller episodes to clone")
-    epochs: int = _f(30, "passes over the dataset")
-    minibatch_size: int = _f(512, "samples per step")
-    lr: float = _f(1e-3, "Adam learning rate")
-    entropy_coef: float = _f(0.0, "entropy bonus (spec: 1 for glucose)")
-    controller_eps: float = _f(0.0, "tomato: fraction of random actions in the scripted data")
+    episodes: int = _f(32, "scripted-controller episodes to clone", range=AT_LEAST_1)
+    epochs: int = _f(30, "passes over the dataset", range=AT_LEAST_1)
+    minibatch_size: int = _f(512, "samples per step", range=AT_LEAST_1)
+    lr: float = _f(1e-3, "Adam learning rate", range=POSITIVE)
+    entropy_coef: float = _f(0.0, "entropy bonus (spec: 1 for glucose)", range=NON_NEGATIVE)
+    controller_eps: float = _f(
+        0.0, "tomato: fraction of random actions in the scripted data", range=UNIT
+    )
 
 
 @dataclass
 class EvalConfig:
-    episodes: int = _f(256, "final evaluation episodes (95% intervals)")
+    episodes: int = _f(256, "final evaluation episodes (95% intervals)", range=AT_LEAST_1)
 
 
 @dataclass
@@ -60,13 +65,19 @@ class OrpoConfig:
     algo: Literal["orpo", "bc"] = _f("orpo", "orpo = (regularized) PPO; bc = clone a controller")
     env: Literal["tomato", "glucose"] = _f("tomato", "environment (envs.ENVS)")
     reward_fun: Literal["proxy", "true"] = _f("proxy", "training reward")
-    env_horizon: int | None = _f(None, "episode length override (null = the env's)")
+    env_horizon: int | None = _f(
+        None, "episode length override (null = the env's)", range=AT_LEAST_1
+    )
     seed: int = _f(0, "seed of init, sampling and env resets")
     device: str = _f("auto", "'auto' (CUDA if present), 'cpu', 'cuda:0', ...")
-    iterations: int = _f(40, "PPO iterations")
-    num_envs: int = _f(32, "current-policy envs per iteration")
-    base_num_envs: int = _f(32, "envs per base policy per iteration (half the batch, as the seed)")
-    rollout_steps: int = _f(100, "steps per env per iteration (tomato: one episode)")
+    iterations: int = _f(40, "PPO iterations", range=AT_LEAST_1)
+    num_envs: int = _f(32, "current-policy envs per iteration", range=AT_LEAST_1)
+    base_num_envs: int = _f(
+        32, "envs per base policy per iteration (half the batch, as the seed)", range=AT_LEAST_1
+    )
+    rollout_steps: int = _f(
+        100, "steps per env per iteration (tomato: one episode)", range=AT_LEAST_1
+    )
     hidden: list[int] = field(
         default_factory=lambda: [64, 64], metadata={"help": "policy/value MLP widths"}
     )
@@ -97,10 +108,12 @@ class OrpoConfig:
         metadata={"help": "behaviour cloning (algo=bc and glucose 'auto' base)"},
     )
     base_iterations: int = _f(3, "tomato 'auto' base: PPO iterations on the true reward")
-    base_randomness_eps: float = _f(0.1, "tomato 'auto' base: random-action prob while training")
+    base_randomness_eps: float = _f(
+        0.1, "tomato 'auto' base: random-action prob while training", range=UNIT
+    )
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "evaluation"})
-    checkpoint_every: int = _f(10, "iterations between checkpoints")
-    keep_checkpoints: int = _f(2, "checkpoints kept")
+    checkpoint_every: int = _f(10, "iterations between checkpoints", range=AT_LEAST_1)
+    keep_checkpoints: int = _f(2, "checkpoints kept", range=NON_NEGATIVE)
 
     def __post_init__(self) -> None:
         if self.algo == "orpo" and len(self.om_divergence_coeffs) != len(self.base_policies):
