@@ -101,3 +101,15 @@ def test_bad_demo_config_is_one_line(tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["goodhart demo: error: ppo.single_rm_seed=7 is not in rm.seeds"]
     assert not out.exists()
+
+
+def test_a_bad_method_override_fails_before_any_work(tmp_path, capsys) -> None:
+    out = tmp_path / "bad"
+    code = main(["demo", "--config", "smoke", "ppo.methods={kl: [regularizer.coef=0.1]}",
+                 "--out", str(out)])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "goodhart demo: error: demo run ppo/kl: regularizer.coef is set but regularizer.kind=none"
+    ]
+    assert not out.exists()

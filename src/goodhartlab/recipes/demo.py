@@ -199,6 +199,23 @@ def check_config(cfg: DemoConfig) -> None:
         raise ConfigError(f"workers={cfg.workers}: must be >= 1")
 
 
+def check_children(cfg: DemoConfig, paths: DemoPaths) -> None:
+    """Load every child run's config (and PPO's own checks) before any work, so a typo in a
+    method's overrides fails now, naming the run, not minutes later inside a worker."""
+    from goodhartlab.cli import load_command_config
+    from goodhartlab.errors import ConfigError
+    from goodhartlab.recipes import ppo
+
+    jobs = sft_jobs(cfg, paths) + reward_model_jobs(cfg, paths) + optimize_jobs(cfg, paths)
+    for job in jobs:
+        try:
+            child, _ = load_command_config(job.command, job.config, job.overrides)
+            if job.command == "ppo":
+                ppo.check_config(child)
+        except ConfigError as exc:
+            raise ConfigError(f"demo run {job.name}: {exc}") from exc
+
+
 def collect(paths: DemoPaths, cfg: DemoConfig) -> dict[str, Any]:
     """The products' summaries, read back from their run dirs (so --resume gets them too)."""
 
@@ -266,6 +283,7 @@ def run(cfg: DemoConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole chain; returns the summary also written to DEMO/demo_summary.json."""
     check_config(cfg)
     paths = DemoPaths(run_dir.path)
+    check_children(cfg, paths)
     ledger = StageLedger(run_dir.file(STAGES_FILE), resume)
     steps: list[tuple[str, Callable[[Callable[[float, str], None]], dict]]] = [
         ("sft", lambda adv: {"jobs": len(run_stage_jobs(sft_jobs(cfg, paths), 1, adv))}),
