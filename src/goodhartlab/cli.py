@@ -58,6 +58,13 @@ COMMANDS: dict[str, Command] = {
         "EvaluateRMConfig",
         "reward-model accuracy vs gold, rank and length correlations (also `evaluate rm`)",
     ),
+    "evaluate-latents": Command(
+        "goodhartlab.recipes.evaluate_latents",
+        "EvaluateLatentsConfig",
+        "InfoRM latents of SFT vs RLHF samples: outlier rate per checkpoint, 2-D plot "
+        "(also `evaluate latents`)",
+        config_module="goodhartlab.config.detect_schema",
+    ),
     "orpo": Command(
         "goodhartlab.recipes.orpo",
         "OrpoConfig",
@@ -256,6 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command == "evaluate" and rest[:1] == ["rm"]:  # `goodhart evaluate rm ...`
         command, rest = "evaluate-rm", rest[1:]
+    if command == "evaluate" and rest[:1] == ["latents"]:  # repeated --checkpoint: a list
+        command = "evaluate-latents"
+        rest = importlib.import_module(COMMANDS[command].module).cli_args(rest[1:])
     rest = _flag_to_override(rest, "--checkpoint", "checkpoint")
     try:
         if command == "validate":

@@ -63,8 +63,9 @@ def ppo_facts(run: PPORun, color: str) -> PPOFacts | None:
     first, last = rows[0], rows[-1]
     fit = s.get("fit") if isinstance(s.get("fit"), dict) else fit_ppo_metrics(rows)
     flag = s.get("detect_first_flag")
-    if isinstance(flag, dict):
-        flag = flag.get("step")
+    if isinstance(flag, dict):  # {detector: step or None}: the early-stop one's, else the first
+        on, steps = s.get("early_stop_on"), [v for v in flag.values() if isinstance(v, int)]
+        flag = flag.get(on) if on in flag else flag.get("step", min(steps, default=None))
     return PPOFacts(
         run.label, color, first[GOLD], rows[best][GOLD], int(rows[best].get("step", best)),
         rows[best].get(SQRT_KL), last[GOLD], first.get(PROXY), last.get(PROXY),

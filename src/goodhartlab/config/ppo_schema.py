@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from goodhartlab.config.detect_schema import DetectConfig, EarlyStopConfig
 from goodhartlab.config.ranges import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT
 from goodhartlab.config.schemas import GenerationConfig, ModelConfig, _f
 
@@ -109,6 +110,8 @@ class PPOConfig:
     regularizer: RegularizerConfig = _f(RegularizerConfig, "divergence to the SFT policy")
     ppo: PPOHyperConfig = _f(PPOHyperConfig, "the PPO update")
     eval: PPOEvalConfig = _f(PPOEvalConfig, "evaluation during training")
+    detect: DetectConfig = _f(DetectConfig, "hacking detectors run at every evaluation")
+    early_stop: EarlyStopConfig = _f(EarlyStopConfig, "stop at a detector's first flag")
     checkpoint_every: int = _f(
         50, "iterations between checkpoints (resume points)", range=AT_LEAST_1
     )

@@ -3,9 +3,11 @@
 Reads top to bottom: 1 check the regularizer settings, 2 load the policy (also the frozen
 reference), the value model and the reward models, 3 resume from the latest checkpoint if asked,
 4 iterate (`ppo_step.ppo_iteration`), evaluating on fixed held-out prompts every `eval.every`
-iterations (proxy, gold, divergences to the SFT policy, length, ensemble std: `eval/*` metrics)
-and checkpointing every `checkpoint_every`, 5 save the final policy (and value model), plot
-proxy and gold against √KL and iterations, and write `ppo_summary.json`.
+iterations (proxy, gold, divergences to the SFT policy, length, ensemble std: `eval/*` metrics;
+hacking detectors: `detect/*`, `ppo_detect`; `early_stop.on` ends the loop at a flag) and
+checkpointing every `checkpoint_every`, 5 save the final policy (after an early stop: the last
+unflagged evaluation's) and value model, plot proxy and gold against √KL and iterations, and
+write `ppo_summary.json`.
 """
 
 from __future__ import annotations
@@ -112,9 +114,16 @@ def restore(cfg: PPOConfig, run: RunDir, state: Any, checkpoint: Path) -> int:
 
 
 def evaluate(
-    cfg: PPOConfig, state: Any, models: Any, prompts: list[str], run: RunDir, step: int
+    cfg: PPOConfig,
+    state: Any,
+    models: Any,
+    prompts: list[str],
+    run: RunDir,
+    step: int,
+    monitor: Any = None,
 ) -> dict[str, float]:
-    """Held-out metrics (`eval/*`); the samples go to RUN/eval/eval-{step}.json."""
+    """Held-out metrics (`eval/*`, and `detect/*` from the hacking detectors' `monitor`); the
+    samples go to RUN/eval/eval-{step}.json."""
     from goodhartlab.recipes.ppo_eval import evaluate_policy, write_eval_samples
 
     result = evaluate_policy(
@@ -122,7 +131,10 @@ def evaluate(
         cfg.eval.generation, cfg.seed + 99, cfg.template,
     )  # fmt: skip
     write_eval_samples(run, step, result)
-    return {f"eval/{k}": v for k, v in result.metrics.items()}
+    metrics = {f"eval/{k}": v for k, v in result.metrics.items()}
+    if monitor is not None:
+        metrics.update(monitor.observe(step, result, state.policy, state.tokenizer))
+    return metrics
 
 
 def plot(run: RunDir, fit: dict[str, Any] | None = None) -> None:
@@ -178,6 +190,7 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
 
     from goodhartlab.data.formats import load_prompt_texts
     from goodhartlab.models import save_model
+    from goodhartlab.recipes.ppo_detect import make_monitor
     from goodhartlab.recipes.ppo_eval import eval_prompts
     from goodhartlab.recipes.ppo_reward import load_reward_models
     from goodhartlab.recipes.ppo_step import ppo_iteration
@@ -192,28 +205,34 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
     held_out = eval_prompts(cfg.prompts, cfg.eval.n_prompts)
     state = build_state(cfg, source, checkpoint)  # 2
     models = load_reward_models(cfg.reward, state.device)
+    monitor = make_monitor(cfg.detect, cfg.early_stop, cfg.reward, models, run_dir, state.device)
     done = restore(cfg, run_dir, state, checkpoint) if checkpoint else 0  # 3
+    if done:
+        monitor.restore(run_dir.read_metrics())
     if resume and not checkpoint:  # killed before the first checkpoint: its rows are re-logged
         run_dir.truncate_metrics_after(None)
     total = cfg.ppo.iterations
     if done == 0:
-        run_dir.log(0, evaluate(cfg, state, models, held_out, run_dir, 0))
+        run_dir.log(0, evaluate(cfg, state, models, held_out, run_dir, 0, monitor))
     with progress_bar("ppo", total - done) as advance:  # 4
         for it in range(done + 1, total + 1):
             metrics = ppo_iteration(cfg, state, models, it, pool)
             if (cfg.eval.every and it % cfg.eval.every == 0) or it == total:
-                metrics.update(evaluate(cfg, state, models, held_out, run_dir, it))
+                metrics.update(evaluate(cfg, state, models, held_out, run_dir, it, monitor))
             run_dir.log(it, metrics)
+            if monitor.stopped_at is not None:  # early_stop.on flagged `patience` times
+                break
             if it % cfg.checkpoint_every == 0 and it < total:
                 save_state(run_dir, state, it, cfg.keep_checkpoints)
             advance(
                 1,
                 info=f"train reward {metrics['reward/train']:.2f} gold {metrics['reward/gold']:.2f}",
             )
+    monitor.finish(state)  # after an early stop: the last unflagged evaluation's policy
     save_model(state.policy, state.tokenizer, run_dir.file("model"))  # 5
     if state.value_model is not None:
         save_model(state.value_model, state.tokenizer, run_dir.file("value"))
-    summary = summarize(run_dir)
+    summary = {**summarize(run_dir), **monitor.summary_fields()}
     plot(run_dir, summary["fit"])
     run_dir.write_json("ppo_summary.json", summary)
     return summary

@@ -35,12 +35,14 @@ def eval_prompts(source: str, n: int) -> list[str]:
 
 @dataclass
 class Evaluation:
-    """Mean metrics, the seed's per-prompt rows, and per-sample length (tokens) and eos flag."""
+    """Mean metrics, the seed's per-prompt rows, per-sample length (tokens) and eos flag, and
+    the scores (`ppo_reward.Scores`: every member's, for the hacking detectors)."""
 
     metrics: dict[str, float]
     rows: list[dict[str, Any]]
     lengths: list[int] = field(default_factory=list)
     ended: list[bool] = field(default_factory=list)
+    scores: Any = None
 
 
 EVAL_DIR = "eval"
@@ -134,7 +136,7 @@ def evaluate_policy(
          "proxy_scores": [None if s is None else float(s)], "gold_scores": [float(g)]}
         for p, t, i, s, g in zip(prompts, texts, ids_rows, proxy, scores.gold)
     ]  # fmt: skip
-    return Evaluation(metrics, rows, [int(n) for n in lengths], [bool(e) for e in ended])
+    return Evaluation(metrics, rows, [int(n) for n in lengths], [bool(e) for e in ended], scores)
 
 
 def run(cfg: EvaluateConfig, run_dir: RunDir, resume: bool = False) -> dict:

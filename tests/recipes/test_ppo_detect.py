@@ -1,0 +1,60 @@
+"""`goodhart ppo` with hacking detectors and early stopping, at tiny size."""
+
+import json
+
+import torch
+
+from goodhartlab.cli import main
+
+
+def _args(out, models, *extra):
+    return [
+        "ppo", "--config", "smoke", "--out", str(out), "device=cpu",
+        f"policy.source={models / 'policy'}", f"reward.reward_models=[{models / 'rm'}]",
+        "generation.max_new_tokens=8", "eval.n_prompts=16", "ppo.lr=1e-3", *extra,
+    ]  # fmt: skip
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_every_evaluation_logs_detector_metrics(tiny_ppo_models, tmp_path) -> None:
+    out = tmp_path / "plain"
+    assert main(_args(out, tiny_ppo_models)) == 0
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "eval/reward/gold" in r]
+    for row in evals:  # a single BT RM allows the length and eos detectors
+        assert {"detect/length/score", "detect/length/flag", "detect/eos/flag"} <= set(row)
+        assert "detect/disagreement/score" not in row
+    assert evals[0]["detect/length/score"] == 0.0  # the reference is the step-0 sample itself
+    summary = json.loads((out / "ppo_summary.json").read_text())
+    assert set(summary["detect_first_flag"]) == {"length", "eos"}
+    assert summary["early_stopped_at"] is None
+
+
+def test_early_stop_saves_the_last_unflagged_policy(tiny_ppo_models, tmp_path) -> None:
+    out = tmp_path / "stop"
+    # every evaluation from iteration 2 on flags (threshold below any score): stop at 2, keep 1
+    extra = ["eval.every=1", "checkpoint_every=1", "detect.warmup=2",
+             "detect.thresholds.length=-1e9", "early_stop.on=length"]  # fmt: skip
+    assert main(_args(out, tiny_ppo_models, *extra)) == 0
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1, 2]  # training ended at the flag
+    assert [r["detect/length/flag"] for r in rows] == [0.0, 0.0, 1.0]
+    summary = json.loads((out / "ppo_summary.json").read_text())
+    assert summary["early_stopped_at"] == 2
+    assert summary["saved_policy_step"] == 1
+    assert summary["detect_first_flag"]["length"] == 2
+    saved, kept = _weights(out / "model"), _weights(out / "checkpoints" / "step_1")
+    start = _weights(tiny_ppo_models / "policy")
+    for name, tensor in saved.items():  # RUN/model is the iteration-1 policy, not the last one
+        assert torch.equal(tensor, kept[name]), name
+    assert any(not torch.equal(saved[n], start[n]) for n in saved)  # and it did train
+
+
+def test_a_detector_the_models_do_not_allow_is_a_config_error(tiny_ppo_models, tmp_path, capsys):
+    assert main(_args(tmp_path / "bad", tiny_ppo_models, "early_stop.on=latent")) != 0
+    assert "InfoRM" in capsys.readouterr().err
