@@ -58,3 +58,51 @@ def test_early_stop_saves_the_last_unflagged_policy(tiny_ppo_models, tmp_path) -
 def test_a_detector_the_models_do_not_allow_is_a_config_error(tiny_ppo_models, tmp_path, capsys):
     assert main(_args(tmp_path / "bad", tiny_ppo_models, "early_stop.on=latent")) != 0
     assert "InfoRM" in capsys.readouterr().err
+
+
+def _ensemble_and_inform(root):
+    """A second tiny BT RM and a tiny InfoRM beside the fixture's models."""
+    from goodhartlab.models.inform import InfoRMConfig
+    from goodhartlab.models.reward import load_reward_model, save_reward_model
+
+    rm, tok = load_reward_model("toy:rm", device="cpu", seed=2)
+    save_reward_model(rm, tok, root / "rm2", 0.0, 1.0)
+    inform, tok = load_reward_model("toy:rm", device="cpu", seed=3, inform=InfoRMConfig(4))
+    save_reward_model(inform, tok, root / "inform", 0.0, 1.0)
+    return root / "rm2", root / "inform"
+
+
+def test_ensemble_and_inform_detectors_survive_a_kill(tiny_ppo_models, tmp_path, monkeypatch):
+    from goodhartlab.recipes import ppo_step
+
+    rm2, inform = _ensemble_and_inform(tmp_path)
+    extra = [f"reward.reward_models=[{tiny_ppo_models / 'rm'},{rm2}]", f"detect.inform={inform}",
+             "eval.every=1", "checkpoint_every=2", "detect.warmup=3",
+             "detect.thresholds.length=-1e9", "early_stop.on=length"]  # fmt: skip
+    plain = tmp_path / "plain"
+    assert main(_args(plain, tiny_ppo_models, *extra)) == 0
+    rows = [json.loads(x) for x in (plain / "metrics.jsonl").read_text().splitlines()]
+    for name in ("disagreement", "disagreement_std", "latent", "csi", "length", "eos", "wco"):
+        assert f"detect/{name}/score" in rows[-1], name
+    assert [r["step"] for r in rows] == [0, 1, 2, 3]
+
+    real = ppo_step.ppo_iteration
+
+    def dies_at_3(cfg, state, rewards, iteration, pool):
+        if iteration == 3:
+            raise KeyboardInterrupt  # killed after checkpoint 2
+        return real(cfg, state, rewards, iteration, pool)
+
+    out = tmp_path / "killed"
+    monkeypatch.setattr(ppo_step, "ppo_iteration", dies_at_3)
+    assert main(_args(out, tiny_ppo_models, *extra)) == 130
+    monkeypatch.setattr(ppo_step, "ppo_iteration", real)
+    assert main([*_args(out, tiny_ppo_models, *extra), "--resume"]) == 0
+    assert (out / "metrics.jsonl").read_text() == (plain / "metrics.jsonl").read_text()
+    keys = ("detect_first_flag", "early_stopped_at", "saved_policy_step")
+    summaries = [json.loads((r / "ppo_summary.json").read_text()) for r in (plain, out)]
+    assert [{k: s[k] for k in keys} for s in summaries] == [
+        {"detect_first_flag": summaries[0]["detect_first_flag"], "early_stopped_at": 3,
+         "saved_policy_step": 2}] * 2  # fmt: skip
+    a, b = _weights(plain / "model"), _weights(out / "model")
+    assert all(torch.equal(a[n], b[n]) for n in a)
