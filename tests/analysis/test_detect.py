@@ -118,3 +118,11 @@ def test_report_column_reads_detect_first_flag(tmp_path) -> None:
     assert ppo_facts(run, "#000").flag == 10  # the first flag of any detector
     run.summary["early_stop_on"] = "eos"
     assert ppo_facts(run, "#000").flag == 15  # the early-stop detector's
+
+
+def test_pairwise_distances_match_a_loop() -> None:
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(5, 3)), rng.normal(size=(4, 3))
+    loop = [[np.linalg.norm(x - y) for y in b] for x in a]
+    assert detect.pairwise_distances(a, b) == pytest.approx(np.array(loop))
+    assert np.diag(detect.pairwise_distances(a, a)) == pytest.approx(np.zeros(5), abs=1e-6)

@@ -133,6 +133,17 @@ def outlier_rate(
     return float(np.mean(outlier_pvalues(x, gaussian, predictive) < alpha))
 
 
+def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances by the Gram identity |a|² + |b|² − 2a·b (no (N, M, d) temporary, so
+    2000 samples with 512-dim latents need 32 MB, not 16 GB).
+
+    Shape: a (N, d), b (M, d) -> (N, M)
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    sq = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.maximum(sq, 0.0))
+
+
 def dbscan(points: np.ndarray, eps: float, min_samples: int = 5) -> np.ndarray:
     """DBSCAN cluster labels (−1 = noise), brute force O(N²): sklearn's algorithm for the few
     hundred evaluation samples, without needing scikit-learn.
@@ -140,7 +151,7 @@ def dbscan(points: np.ndarray, eps: float, min_samples: int = 5) -> np.ndarray:
     Shape: points (N, d) -> (N,) int
     """
     x = np.asarray(points, dtype=np.float64)
-    dist = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    dist = pairwise_distances(x, x)
     neighbors = [np.flatnonzero(row <= eps) for row in dist]  # includes the point itself
     core = np.array([len(nb) >= min_samples for nb in neighbors])
     labels = np.full(len(x), -1)
@@ -168,7 +179,7 @@ def knn_scale(reference: np.ndarray, k: int = 5) -> float:
     Shape: reference (M, d) -> scalar
     """
     x = np.asarray(reference, dtype=np.float64)
-    dist = np.sort(np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)), axis=1)
+    dist = np.sort(pairwise_distances(x, x), axis=1)
     return float(np.median(dist[:, min(k, len(x) - 1)]))
 
 
@@ -196,7 +207,7 @@ def cluster_separation_index(
             continue
         members = x[labels == label]
         centroid = members.mean(axis=0)
-        total += len(members) * float(np.sqrt(((ref - centroid) ** 2).sum(-1)).min())
+        total += len(members) * float(pairwise_distances(centroid[None], ref).min())
     return total / max(len(x), 1)
 
 
