@@ -65,3 +65,17 @@ def test_wco_proxy_is_the_members_minimum(tmp_path) -> None:
         PPORewardConfig(objective="mean"), models, prompts, responses, [True] * 3
     )
     np.testing.assert_allclose(mean.proxy, scores.members.mean(axis=0))
+
+
+def test_target_kl_config_stops_the_epochs(tiny_ppo_models, tmp_path) -> None:
+    out = tmp_path / "tkl"
+    args = [
+        "ppo", "--config", "smoke", "--out", str(out), "device=cpu", "ppo.iterations=2",
+        f"policy.source={tiny_ppo_models / 'policy'}",
+        f"reward.reward_models=[{tiny_ppo_models / 'rm'}]", "generation.max_new_tokens=8",
+        "eval.n_prompts=16", "ppo.lr=1e-3", "ppo.target_kl=1e-9",
+    ]  # fmt: skip
+    assert main(args) == 0
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["ppo/epochs"] for r in rows[1:]] == [1.0, 1.0]  # smoke runs 2 epochs otherwise
+    assert all(r["ppo/explained_variance"] <= 1 for r in rows[1:])  # nan would fail too

@@ -30,6 +30,10 @@ class OrpoPPOConfig:
     max_grad_norm: float = _f(0.5, "global gradient-norm clip", range=POSITIVE)
     gae_lambda: float = _f(0.98, "GAE lambda", range=UNIT)
     gamma: float | None = _f(None, "discount (null = the env's, 0.99)", range=UNIT)
+    target_kl: float | None = _f(
+        None, "stop an iteration's epochs once their mean approx KL exceeds it (null = off)",
+        range=POSITIVE,
+    )  # fmt: skip
 
 
 @dataclass

@@ -79,6 +79,10 @@ class PPOHyperConfig:
     gamma: float = _f(1.0, "discount", range=UNIT)
     gae_lambda: float = _f(0.95, "GAE λ", range=UNIT)
     whiten_advantages: bool = _f(True, "whiten advantages per minibatch")
+    target_kl: float | None = _f(
+        None, "stop an iteration's epochs once their mean approx KL exceeds it (null = off)",
+        range=POSITIVE,
+    )  # fmt: skip
     value_model: Literal["separate", "head"] = _f(
         "separate", "separate value network (SFT backbone + scalar head) or a head on the policy"
     )

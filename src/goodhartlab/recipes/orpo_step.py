@@ -95,6 +95,7 @@ def ppo_hyperparams(cfg):
         minibatch_size=p.minibatch_size,
         max_grad_norm=p.max_grad_norm,
         whiten_advantages=False,
+        target_kl=p.target_kl,
     )
 
 

@@ -186,6 +186,7 @@ def ppo_iteration(
         epochs=hp.epochs, minibatch_size=hp.minibatch_size, clip_eps=hp.clip_eps,
         clip_eps_value=hp.clip_eps_value, vf_coef=hp.vf_coef, ent_coef=hp.ent_coef,
         max_grad_norm=hp.max_grad_norm, whiten_advantages=hp.whiten_advantages,
+        target_kl=hp.target_kl,
     )  # fmt: skip
     update_batch = {
         "old_logprobs": old, "ref_logprobs": ref, "advantages": adv.advantages, "mask": resp_mask,
