@@ -52,7 +52,9 @@ class DetectConfig:
     inform: str | None = _f(None, "InfoRM dir for latent/csi (null = the proxy if it is one)")
     alpha: float = _f(0.05, "latent outlier p-value threshold")
     predictive: bool = _f(
-        True, "latent p-values from the small-sample F law (false: the seed's chi-squared)"
+        True,
+        "latent p-values from the small-sample F law (false, or eval.n_prompts <= latent dims "
+        "+ 1: the seed's chi-squared)",
     )
     csi_eps: float = _f(
         1.0,
@@ -83,7 +85,10 @@ class EvaluateLatentsConfig:
     template: str | None = _f(None, "policy prompt template")
     generation: GenerationConfig = _f(GenerationConfig, "sampling")
     alpha: float = _f(0.05, "outlier p-value threshold")
-    predictive: bool = _f(True, "F-law p-values for an estimated covariance (false: chi-squared)")
+    predictive: bool = _f(
+        True,
+        "F-law p-values for an estimated covariance (false, or n_prompts <= dims + 1: chi-squared)",
+    )
     embedding: Literal["auto", "tsne", "pca"] = _f(
         "auto", "2-D embedding: t-SNE (scikit-learn) when installed, else PCA"
     )

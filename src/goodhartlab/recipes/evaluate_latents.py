@@ -132,11 +132,13 @@ def run(cfg: EvaluateLatentsConfig, run_dir: RunDir, resume: bool = False) -> di
     sft, _ = latents_of(cfg.sft)
     gaussian = detect.fit_gaussian(sft)  # 4
     results, clouds = {"sft": cfg.sft, "alpha": cfg.alpha, "checkpoints": {}}, []
-    sft_rate = detect.outlier_rate(sft, gaussian, cfg.alpha, cfg.predictive)
+    predictive = cfg.predictive and gaussian.n > gaussian.dim + 1  # else too few for F
+    results["p_values"] = "F (estimated covariance)" if predictive else "chi-squared"
+    sft_rate = detect.outlier_rate(sft, gaussian, cfg.alpha, predictive)
     results["sft_in_sample_outlier_rate"] = sft_rate
     for source in dict.fromkeys(cfg.checkpoints):  # a repeated dir once
         lat, ev = latents_of(source)
-        pvalues = detect.outlier_pvalues(lat, gaussian, cfg.predictive)
+        pvalues = detect.outlier_pvalues(lat, gaussian, predictive)
         clouds.append((source, lat, pvalues < cfg.alpha))
         results["checkpoints"][source] = {
             "outlier_rate": float(np.mean(pvalues < cfg.alpha)),

@@ -85,6 +85,7 @@ class DetectMonitor:
         self.reference: Signals | None = None
         self.gaussian: detect.Gaussian | None = None
         self.scale = 1.0
+        self.predictive = cfg.predictive
         self.steps: list[int] = []
         self.flags: dict[str, list[bool]] = {}
         self.proxy: list[float] = []
@@ -120,6 +121,10 @@ class DetectMonitor:
         if ref.latents is not None:
             self.gaussian = detect.fit_gaussian(ref.latents)
             self.scale = max(detect.knn_scale(ref.latents, self.cfg.csi_min_samples), 1e-12)
+            self.predictive = self.cfg.predictive and self.gaussian.n > self.gaussian.dim + 1
+            if self.cfg.predictive and not self.predictive:  # a smoke run: warn, don't fail
+                print(f"ppo: {self.gaussian.n} reference latents for {self.gaussian.dim} dims are "
+                      "too few for F p-values; the latent detector uses chi-squared")  # fmt: skip
 
     def save_reference(self) -> None:
         """RUN/detect/reference.npz, written to a temp name and renamed (a killed run leaves
@@ -144,7 +149,7 @@ class DetectMonitor:
                 out[name] = detect.disagreement_ratio(sig.members, ref.members, standardized=True)
             elif name == "latent":
                 out[name] = detect.outlier_rate(sig.latents, self.gaussian, cfg.alpha,
-                                                cfg.predictive)  # fmt: skip
+                                                self.predictive)  # fmt: skip
             elif name == "csi":
                 out[name] = (
                     detect.cluster_separation_index(
