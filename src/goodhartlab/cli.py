@@ -257,6 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # transformers' per-file load/save bars drown our own progress lines; $..=0 brings them back
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1":
+        # imported before us (a notebook, a test): it read the variable already
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_top_help())
         return 0
