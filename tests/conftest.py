@@ -64,3 +64,17 @@ def tiny_ppo_models(tmp_path_factory):
     rm, rtok = load_reward_model("toy:rm", device="cpu", seed=1)
     save_reward_model(rm, rtok, root / "rm", 0.0, 1.0)
     return root
+
+
+@pytest.fixture(scope="session")
+def ppo_smoke_args():
+    """`args(out, models, *extra)`: `goodhart ppo --config smoke` on the tiny models, short."""
+
+    def args(out, models, *extra) -> list[str]:
+        return [
+            "ppo", "--config", "smoke", "--out", str(out), "device=cpu",
+            f"policy.source={models / 'policy'}", f"reward.reward_models=[{models / 'rm'}]",
+            "generation.max_new_tokens=8", "eval.n_prompts=16", "ppo.lr=1e-3", *extra,
+        ]  # fmt: skip
+
+    return args

@@ -17,22 +17,14 @@ def models(tiny_ppo_models):
     return tiny_ppo_models
 
 
-def _args(out, models, *extra):
-    return [
-        "ppo", "--config", "smoke", "--out", str(out), "device=cpu",
-        f"policy.source={models / 'policy'}", f"reward.reward_models=[{models / 'rm'}]",
-        "generation.max_new_tokens=8", "eval.n_prompts=16", "ppo.lr=1e-3", *extra,
-    ]  # fmt: skip
-
-
 def _metrics(run):
     return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
-def plain_run(tmp_path_factory, models):
+def plain_run(tmp_path_factory, models, ppo_smoke_args):
     out = tmp_path_factory.mktemp("ppo") / "plain"
-    assert main(_args(out, models)) == 0
+    assert main(ppo_smoke_args(out, models)) == 0
     return out
 
 
@@ -59,27 +51,29 @@ def _strip(rows, prefixes=("regularizer/", "regularization/", "loss/extra", "los
     return [{k: v for k, v in r.items() if not k.startswith(prefixes)} for r in rows]
 
 
-def test_coefficient_zero_equals_plain_ppo(plain_run, models, tmp_path) -> None:
+def test_coefficient_zero_equals_plain_ppo(plain_run, models, tmp_path, ppo_smoke_args) -> None:
     out = tmp_path / "kl0"
     reg = ["regularizer.kind=kl", "regularizer.placement=loss", "regularizer.coef=0.0"]
-    assert main(_args(out, models, *reg)) == 0
+    assert main(ppo_smoke_args(out, models, *reg)) == 0
     assert _strip(_metrics(out)) == _strip(_metrics(plain_run))
 
 
-def test_a_regularizer_lowers_kl(plain_run, models, tmp_path) -> None:
+def test_a_regularizer_lowers_kl(plain_run, models, tmp_path, ppo_smoke_args) -> None:
     out = tmp_path / "kl"
     reg = ["regularizer.kind=kl", "regularizer.placement=reward", "regularizer.coef=2.0"]
-    assert main(_args(out, models, *reg)) == 0
+    assert main(ppo_smoke_args(out, models, *reg)) == 0
     assert _metrics(out)[-1]["eval/kl/k3"] < 0.7 * _metrics(plain_run)[-1]["eval/kl/k3"]
     out2 = tmp_path / "sqrt_chi2"
     reg2 = ["regularizer.kind=sqrt_chi2", "regularizer.placement=loss", "regularizer.coef=2.0"]
-    assert main(_args(out2, models, *reg2)) == 0
+    assert main(ppo_smoke_args(out2, models, *reg2)) == 0
     last = _metrics(out2)[-1]
     assert "regularization/chi2" in last
     assert last["eval/kl/k3"] < _metrics(plain_run)[-1]["eval/kl/k3"]
 
 
-def test_killed_run_resumes_to_the_same_numbers(plain_run, models, tmp_path, monkeypatch) -> None:
+def test_killed_run_resumes_to_the_same_numbers(
+    plain_run, models, tmp_path, monkeypatch, ppo_smoke_args
+) -> None:
     real = ppo_step.ppo_iteration
 
     def dies_at_3(cfg, state, rewards, iteration, pool):
@@ -89,16 +83,18 @@ def test_killed_run_resumes_to_the_same_numbers(plain_run, models, tmp_path, mon
 
     out = tmp_path / "killed"
     monkeypatch.setattr(ppo_step, "ppo_iteration", dies_at_3)
-    assert main(_args(out, models)) == 130
+    assert main(ppo_smoke_args(out, models)) == 130
     assert (out / "checkpoints" / "latest").read_text().strip() == "step_2"
     monkeypatch.setattr(ppo_step, "ppo_iteration", real)
-    assert main([*_args(out, models), "--resume"]) == 0
+    assert main([*ppo_smoke_args(out, models), "--resume"]) == 0
     assert _metrics(out) == _metrics(plain_run)
 
 
-def test_gold_reward_without_rms_and_evaluate(models, tmp_path) -> None:
+def test_gold_reward_without_rms_and_evaluate(models, tmp_path, ppo_smoke_args) -> None:
     out = tmp_path / "gold"
-    args = _args(out, models, "reward.kind=gold", "reward.reward_models=[]", "ppo.iterations=2")
+    args = ppo_smoke_args(
+        out, models, "reward.kind=gold", "reward.reward_models=[]", "ppo.iterations=2"
+    )
     assert main(args) == 0
     rows = _metrics(out)
     assert "reward/proxy" not in rows[1] and rows[1]["reward/train"] == rows[1]["reward/gold"]
@@ -111,12 +107,12 @@ def test_gold_reward_without_rms_and_evaluate(models, tmp_path) -> None:
     assert isinstance(rows[0]["answers_ids"][0][0], int)
 
 
-def test_bad_settings_are_one_line_errors(models, tmp_path, capsys) -> None:
+def test_bad_settings_are_one_line_errors(models, tmp_path, capsys, ppo_smoke_args) -> None:
     bad = ["regularizer.kind=chi2", "regularizer.placement=reward", "regularizer.coef=0.1"]
-    assert main(_args(tmp_path / "a", models, *bad)) == 2
+    assert main(ppo_smoke_args(tmp_path / "a", models, *bad)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "placement=loss" in err[0]
-    assert main(_args(tmp_path / "b", models, "reward.reward_models=[]")) == 2
+    assert main(ppo_smoke_args(tmp_path / "b", models, "reward.reward_models=[]")) == 2
     assert "at least one" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
@@ -146,7 +142,7 @@ def test_nan_reward_stops_with_a_clear_error() -> None:
     assert rewards.tolist() == [0.5, 1.0]  # 1 - |L/N - 1|
 
 
-def test_inform_rms_and_ensembles_work_as_proxies(models, tmp_path) -> None:
+def test_inform_rms_and_ensembles_work_as_proxies(models, tmp_path, ppo_smoke_args) -> None:
     from goodhartlab.models.inform import InfoRMConfig
     from goodhartlab.models.reward import write_ensemble_manifest
 
@@ -159,7 +155,7 @@ def test_inform_rms_and_ensembles_work_as_proxies(models, tmp_path) -> None:
         tmp_path / "ensemble.json", [{"seed": s, "path": f"rm_seed{s}/model"} for s in (1, 2)]
     )
     out = tmp_path / "run"
-    args = _args(out, models, f"reward.reward_models=[{tmp_path}]", "reward.objective=wco",
+    args = ppo_smoke_args(out, models, f"reward.reward_models=[{tmp_path}]", "reward.objective=wco",
                  "ppo.iterations=2")  # fmt: skip
     assert main(args) == 0
     rows = _metrics(out)

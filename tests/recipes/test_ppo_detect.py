@@ -7,23 +7,15 @@ import torch
 from goodhartlab.cli import main
 
 
-def _args(out, models, *extra):
-    return [
-        "ppo", "--config", "smoke", "--out", str(out), "device=cpu",
-        f"policy.source={models / 'policy'}", f"reward.reward_models=[{models / 'rm'}]",
-        "generation.max_new_tokens=8", "eval.n_prompts=16", "ppo.lr=1e-3", *extra,
-    ]  # fmt: skip
-
-
 def _weights(path):
     from safetensors.torch import load_file
 
     return load_file(str(path / "model.safetensors"))
 
 
-def test_every_evaluation_logs_detector_metrics(tiny_ppo_models, tmp_path) -> None:
+def test_every_evaluation_logs_detector_metrics(tiny_ppo_models, tmp_path, ppo_smoke_args) -> None:
     out = tmp_path / "plain"
-    assert main(_args(out, tiny_ppo_models)) == 0
+    assert main(ppo_smoke_args(out, tiny_ppo_models)) == 0
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in rows if "eval/reward/gold" in r]
     for row in evals:  # a single BT RM allows the length and eos detectors
@@ -35,12 +27,14 @@ def test_every_evaluation_logs_detector_metrics(tiny_ppo_models, tmp_path) -> No
     assert summary["early_stopped_at"] is None
 
 
-def test_early_stop_saves_the_last_unflagged_policy(tiny_ppo_models, tmp_path) -> None:
+def test_early_stop_saves_the_last_unflagged_policy(
+    tiny_ppo_models, tmp_path, ppo_smoke_args
+) -> None:
     out = tmp_path / "stop"
     # every evaluation from iteration 2 on flags (threshold below any score): stop at 2, keep 1
     extra = ["eval.every=1", "checkpoint_every=1", "detect.warmup=2",
              "detect.thresholds.length=-1e9", "early_stop.on=length"]  # fmt: skip
-    assert main(_args(out, tiny_ppo_models, *extra)) == 0
+    assert main(ppo_smoke_args(out, tiny_ppo_models, *extra)) == 0
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 1, 2]  # training ended at the flag
     assert [r["detect/length/flag"] for r in rows] == [0.0, 0.0, 1.0]
@@ -55,8 +49,10 @@ def test_early_stop_saves_the_last_unflagged_policy(tiny_ppo_models, tmp_path) -
     assert any(not torch.equal(saved[n], start[n]) for n in saved)  # and it did train
 
 
-def test_a_detector_the_models_do_not_allow_is_a_config_error(tiny_ppo_models, tmp_path, capsys):
-    assert main(_args(tmp_path / "bad", tiny_ppo_models, "early_stop.on=latent")) != 0
+def test_a_detector_the_models_do_not_allow_is_a_config_error(
+    tiny_ppo_models, tmp_path, capsys, ppo_smoke_args
+):
+    assert main(ppo_smoke_args(tmp_path / "bad", tiny_ppo_models, "early_stop.on=latent")) != 0
     assert "InfoRM" in capsys.readouterr().err
 
 
@@ -72,7 +68,9 @@ def _ensemble_and_inform(root):
     return root / "rm2", root / "inform"
 
 
-def test_ensemble_and_inform_detectors_survive_a_kill(tiny_ppo_models, tmp_path, monkeypatch):
+def test_ensemble_and_inform_detectors_survive_a_kill(
+    tiny_ppo_models, tmp_path, monkeypatch, ppo_smoke_args
+):
     from goodhartlab.recipes import ppo_step
 
     rm2, inform = _ensemble_and_inform(tmp_path)
@@ -80,7 +78,7 @@ def test_ensemble_and_inform_detectors_survive_a_kill(tiny_ppo_models, tmp_path,
              "eval.every=1", "checkpoint_every=2", "detect.warmup=3",
              "detect.thresholds.length=-1e9", "early_stop.on=length"]  # fmt: skip
     plain = tmp_path / "plain"
-    assert main(_args(plain, tiny_ppo_models, *extra)) == 0
+    assert main(ppo_smoke_args(plain, tiny_ppo_models, *extra)) == 0
     rows = [json.loads(x) for x in (plain / "metrics.jsonl").read_text().splitlines()]
     for name in ("disagreement", "disagreement_std", "latent", "csi", "length", "eos", "wco"):
         assert f"detect/{name}/score" in rows[-1], name
@@ -95,9 +93,9 @@ def test_ensemble_and_inform_detectors_survive_a_kill(tiny_ppo_models, tmp_path,
 
     out = tmp_path / "killed"
     monkeypatch.setattr(ppo_step, "ppo_iteration", dies_at_3)
-    assert main(_args(out, tiny_ppo_models, *extra)) == 130
+    assert main(ppo_smoke_args(out, tiny_ppo_models, *extra)) == 130
     monkeypatch.setattr(ppo_step, "ppo_iteration", real)
-    assert main([*_args(out, tiny_ppo_models, *extra), "--resume"]) == 0
+    assert main([*ppo_smoke_args(out, tiny_ppo_models, *extra), "--resume"]) == 0
     assert (out / "metrics.jsonl").read_text() == (plain / "metrics.jsonl").read_text()
     keys = ("detect_first_flag", "early_stopped_at", "saved_policy_step")
     summaries = [json.loads((r / "ppo_summary.json").read_text()) for r in (plain, out)]
