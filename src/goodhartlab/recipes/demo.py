@@ -110,7 +110,10 @@ def run_stage_jobs(jobs: list, workers: int, advance: Callable[[float, str], Non
     failed = [r for r in results if r.status == "failed"]
     if failed:
         lines = "; ".join(f"{r.job.name}: {r.error} (log: {r.job.out / 'job.log'})" for r in failed)
-        raise GoodhartError(f"{len(failed)} of {len(jobs)} demo runs failed: {lines}")
+        raise GoodhartError(
+            f"{len(failed)} of {len(jobs)} demo runs failed: {lines}; finished runs are kept, "
+            "rerun with --resume to continue"
+        )
     return results
 
 
