@@ -199,13 +199,13 @@ def validate(argv: Sequence[str]) -> int:
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args(argv)
     cfg, text = load_command_config(args.command, args.config, args.overrides)
-    _check_config(args.command, cfg)
+    check_command_config(args.command, cfg)
     print(f"goodhart validate: {args.command} config OK")
     print(text, end="")
     return 0
 
 
-def _check_config(command: str, cfg) -> None:
+def check_command_config(command: str, cfg) -> None:
     """The recipe's cross-field checks (`check_config(cfg)`, e.g. ppo's minibatch divides the
     batch), when it has one that needs nothing but the config."""
     import inspect
@@ -250,16 +250,22 @@ def _flag_to_override(args: list[str], flag: str, key: str) -> list[str]:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from goodhartlab.errors import GoodhartError
-
-    argv = list(sys.argv[1:] if argv is None else argv)
+def quiet_libraries() -> None:
+    """What every command (in the CLI or a job worker) sets before it runs: no tokenizer
+    fork warnings, and no transformers per-file load/save bars, which drown our own progress
+    lines ($HF_HUB_DISABLE_PROGRESS_BARS=0 brings them back)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    # transformers' per-file load/save bars drown our own progress lines; $..=0 brings them back
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if "transformers" in sys.modules and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1":
         # imported before us (a notebook, a test): it read the variable already
         sys.modules["transformers"].utils.logging.disable_progress_bar()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from goodhartlab.errors import GoodhartError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_libraries()
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_top_help())
         return 0

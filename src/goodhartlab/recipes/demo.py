@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from goodhartlab.config.demo_schema import DemoConfig
-from goodhartlab.errors import GoodhartError
 from goodhartlab.runs import RunDir
 from goodhartlab.runs.atomic import atomic_write_json
 from goodhartlab.runs.progress import stage_progress
@@ -101,19 +100,13 @@ class StageLedger:
 
 def run_stage_jobs(jobs: list, workers: int, advance: Callable[[float, str], None]) -> list:
     """Run jobs in parallel workers, advancing the bar as each ends; any failure is an error."""
-    from goodhartlab.runs.jobs import run_jobs
+    from goodhartlab.runs.jobs import raise_for_failures, run_jobs
 
     def on_result(result: Any) -> None:
         advance(1 / len(jobs), f"{result.job.name} {result.status} ({result.seconds:.0f} s)")
 
     results = run_jobs(jobs, workers=workers, on_result=on_result)
-    failed = [r for r in results if r.status == "failed"]
-    if failed:
-        lines = "; ".join(f"{r.job.name}: {r.error} (log: {r.job.out / 'job.log'})" for r in failed)
-        raise GoodhartError(
-            f"{len(failed)} of {len(jobs)} demo runs failed: {lines}; finished runs are kept, "
-            "rerun with --resume to continue"
-        )
+    raise_for_failures(results)  # after the others finished: their results are kept
     return results
 
 
@@ -205,18 +198,10 @@ def check_config(cfg: DemoConfig) -> None:
 def check_children(cfg: DemoConfig, paths: DemoPaths) -> None:
     """Load every child run's config (and PPO's own checks) before any work, so a typo in a
     method's overrides fails now, naming the run, not minutes later inside a worker."""
-    from goodhartlab.cli import load_command_config
-    from goodhartlab.errors import ConfigError
-    from goodhartlab.recipes import ppo
+    from goodhartlab.runs.jobs import check_job_configs
 
     jobs = sft_jobs(cfg, paths) + reward_model_jobs(cfg, paths) + optimize_jobs(cfg, paths)
-    for job in jobs:
-        try:
-            child, _ = load_command_config(job.command, job.config, job.overrides)
-            if job.command == "ppo":
-                ppo.check_config(child)
-        except ConfigError as exc:
-            raise ConfigError(f"demo run {job.name}: {exc}") from exc
+    check_job_configs(jobs, "demo run {name}")
 
 
 def collect(paths: DemoPaths, cfg: DemoConfig) -> dict[str, Any]:

@@ -14,7 +14,6 @@ jobs run then is decided by each job's own dir, not by the flag.
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 import math
@@ -116,20 +115,13 @@ def plan(cfg: SweepConfig, run_dir: RunDir) -> list[Planned]:
 
 def check_config(cfg: SweepConfig, planned: list[Planned]) -> None:
     """Every job's config loads and passes its recipe's own checks, or one error line."""
-    from goodhartlab.cli import COMMANDS, load_command_config
-    from goodhartlab.errors import ConfigError, GoodhartError
+    from goodhartlab.cli import COMMANDS
+    from goodhartlab.errors import ConfigError
+    from goodhartlab.runs.jobs import check_job_configs
 
     if cfg.command not in COMMANDS:
         raise ConfigError(f"command: unknown '{cfg.command}' (allowed: {', '.join(COMMANDS)})")
-    recipe = importlib.import_module(COMMANDS[cfg.command].module)
-    recipe_check = getattr(recipe, "check_config", None)
-    for p in planned:
-        try:
-            job_cfg, _ = load_command_config(cfg.command, p.job.config, p.job.overrides)
-            if recipe_check is not None:
-                recipe_check(job_cfg)
-        except GoodhartError as exc:
-            raise ConfigError(f"sweep job '{p.job.name}': {exc}") from None
+    check_job_configs([p.job for p in planned], "sweep job '{name}'")
 
 
 # ---------------------------------------------------------------- 4 aggregation

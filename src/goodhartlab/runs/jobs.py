@@ -125,6 +125,22 @@ def raise_for_failures(results: Sequence[JobResult]) -> None:
     )
 
 
+def check_job_configs(jobs: Sequence[Job], label: str = "job '{name}'") -> None:
+    """Every job's config loads and passes its recipe's own checks, before any job runs.
+
+    Why: a typo in one job of a sweep or a demo would otherwise surface minutes later inside a
+    worker; `label` (with `{name}`) says which job in the one-line error.
+    """
+    from goodhartlab.cli import check_command_config, load_command_config
+
+    for job in jobs:
+        try:
+            cfg, _ = load_command_config(job.command, job.config, job.overrides)
+            check_command_config(job.command, cfg)
+        except GoodhartError as exc:
+            raise ConfigError(f"{label.format(name=job.name)}: {exc}") from exc
+
+
 def check_jobs(jobs: Sequence[Job], workers: int, backend: str) -> None:
     """Unknown commands, duplicate names or run dirs are config errors, found before any work."""
     from goodhartlab.cli import COMMANDS
@@ -228,10 +244,9 @@ def failed_result(job: Job, error: str, seconds: float = 0.0) -> JobResult:
 
 def prepare_worker() -> None:
     """What the CLI sets before a command: one torch thread, no hub progress bars."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from goodhartlab.cli import set_cpu_threads
+    from goodhartlab.cli import quiet_libraries, set_cpu_threads
 
+    quiet_libraries()
     set_cpu_threads()
 
 
