@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from goodhartlab.config.ranges import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT
-from goodhartlab.toyworld.world import ToyWorldSpec
+from goodhartlab.config.toyworld_schema import ToyWorldSpec
 
 
 def _f(default, help: str, range=None):

@@ -12,30 +12,15 @@ Files (formats of DESIGN.md §5, so a user's own data drops in where these go):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from goodhartlab.config.ranges import POSITIVE, UNIT
+from goodhartlab.config.toyworld_schema import ToyWorldSpec
 from goodhartlab.toyworld.gold import FILLER_BUDGET, breakdown
 from goodhartlab.toyworld.preferences import label_pairs
 from goodhartlab.toyworld.teacher import demonstrations, sample_prompts
-
-
-@dataclass
-class ToyWorldSpec:
-    """Sizes and noise of the generated toy data."""
-
-    seed: int = 0
-    n_train_demos: int = 20000
-    n_eval_prompts: int = 512
-    n_train_pairs: int = 16000
-    n_eval_pairs: int = 2000
-    # Sizes have no range here: tests/recipes/test_sweep.py relies on a negative size failing
-    # at run time (as a failed job), not in the config.
-    label_temperature: float = field(default=1.0, metadata={"range": POSITIVE})
-    label_flip_prob: float = field(default=0.25, metadata={"range": UNIT})
 
 
 @dataclass(frozen=True)
