@@ -20,6 +20,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from goodhartlab.core.bottleneck import reparameterize
+
 INFORM_CONFIG = "inform_config.json"
 INFORM_HEAD = "inform_head.safetensors"
 
@@ -80,10 +82,7 @@ class InfoRM(nn.Module):
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         h = hidden[rows, last_token_index(attention_mask)]
         mu, logvar = self.encode_head(h).chunk(2, dim=-1)
-        z = mu
-        if self.training:
-            eps = torch.randn(mu.shape, generator=self.noise_generator, device=mu.device)
-            z = mu + torch.exp(0.5 * logvar) * eps.to(mu.dtype)
+        z = reparameterize(mu, logvar, self.noise_generator) if self.training else mu
         return self.decode_head(z).squeeze(-1), mu, logvar
 
     def save(self, out_dir: Path) -> None:

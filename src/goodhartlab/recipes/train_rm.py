@@ -113,7 +113,7 @@ def step_loss(cfg: TrainRMConfig, model: Any, batch: list, pad_id: int, device: 
     """
     import torch
 
-    from goodhartlab.core.bottleneck import gaussian_kl
+    from goodhartlab.core.bottleneck import gaussian_kl, inform_loss
     from goodhartlab.core.preference import bradley_terry_loss
     from goodhartlab.models.reward import pad_rows, reward_forward
 
@@ -126,12 +126,11 @@ def step_loss(cfg: TrainRMConfig, model: Any, batch: list, pad_id: int, device: 
     per_pair = bradley_terry_loss(
         chosen, rejected, margin=margin, l2_coef=cfg.loss.l2_coef, center_coef=cfg.loss.center_coef
     )
-    loss = per_pair.mean()
-    kl = None
-    if out.mu is not None:
-        kl = gaussian_kl(out.mu, out.logvar, mode=cfg.inform.kl_mode).mean()
-        loss = loss + cfg.inform.beta * kl
-    return loss, (chosen - rejected).detach(), kl
+    if out.mu is None:
+        return per_pair.mean(), (chosen - rejected).detach(), None
+    kl_terms = gaussian_kl(out.mu, out.logvar, mode=cfg.inform.kl_mode)
+    loss = inform_loss(per_pair, kl_terms, cfg.inform.beta)
+    return loss, (chosen - rejected).detach(), kl_terms.mean()
 
 
 def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, resume: bool):
