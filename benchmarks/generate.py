@@ -25,8 +25,8 @@ import torch
 
 from goodhartlab.data.encoding import encode_prompts
 from goodhartlab.models import load_policy
+from goodhartlab.recipes.toy_inputs import resolve_source
 from goodhartlab.rollout.generate import sample
-from goodhartlab.toyworld.cache import resolve_source
 from goodhartlab.toyworld.teacher import sample_prompts
 
 

@@ -52,7 +52,7 @@ def toy_answers(n_prompts: int, n_answers: int, seed: int) -> tuple[list[str], l
 def load_members(count: int, trained: bool) -> list[tuple[Any, Any]]:
     """(model, tokenizer) per member, in eval mode."""
     if trained:
-        from goodhartlab.toyworld.cache import cached_toy_rm_ensemble
+        from goodhartlab.recipes.toy_inputs import cached_toy_rm_ensemble
 
         paths = ensemble_members(cached_toy_rm_ensemble())[:count]
         loaded = [load_reward_model(str(p)) for p in paths]

@@ -113,9 +113,9 @@ def sample_generations(cfg: BonConfig) -> Scored:
     """Step 1 (sampling): N answers per prompt from the policy, with eos flags."""
     from goodhartlab.data.formats import load_prompt_texts
     from goodhartlab.models import load_policy
+    from goodhartlab.recipes.toy_inputs import resolve_source
     from goodhartlab.rollout.sampling import sample_texts
     from goodhartlab.runs.progress import progress_bar
-    from goodhartlab.toyworld.cache import resolve_source
     from goodhartlab.toyworld.teacher import sample_prompts
 
     g = cfg.generate
@@ -196,7 +196,7 @@ def _score_members(
 def resolve_members(cfg: BonConfig) -> list[Path]:
     """Every RM member named by cfg.reward_models (ensembles expanded), in order."""
     from goodhartlab.models.reward import ensemble_members
-    from goodhartlab.toyworld.cache import resolve_reward_source
+    from goodhartlab.recipes.toy_inputs import resolve_reward_source
 
     members: list[Path] = []
     for source in cfg.reward_models:

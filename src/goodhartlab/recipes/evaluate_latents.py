@@ -65,7 +65,7 @@ def answers(cfg: EvaluateLatentsConfig, source: str, prompts: list[str]) -> Any:
     from goodhartlab.models import freeze, load_policy
     from goodhartlab.recipes.ppo_eval import evaluate_policy
     from goodhartlab.recipes.ppo_reward import RewardModels
-    from goodhartlab.toyworld.cache import resolve_source
+    from goodhartlab.recipes.toy_inputs import resolve_source
 
     policy, tok = load_policy(resolve_source(source), device=cfg.device)
     freeze(policy)

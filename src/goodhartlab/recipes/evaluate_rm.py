@@ -165,7 +165,7 @@ def load_eval_pairs(cfg: EvaluateRMConfig, run: RunDir) -> PairSet:
         return read_pair_file(data.eval, data.prompt_key, data.chosen_key, data.rejected_key)
     from goodhartlab.data.records import write_jsonl_atomic
     from goodhartlab.models import load_policy
-    from goodhartlab.toyworld.cache import resolve_source
+    from goodhartlab.recipes.toy_inputs import resolve_source
 
     policy, tok = load_policy(resolve_source(data.policy, data.toy.seed), device=cfg.device)
     rng = np.random.default_rng(data.toy.seed + 29)

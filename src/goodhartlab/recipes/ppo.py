@@ -194,8 +194,8 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
     from goodhartlab.recipes.ppo_eval import eval_prompts
     from goodhartlab.recipes.ppo_reward import load_reward_models
     from goodhartlab.recipes.ppo_step import ppo_iteration
+    from goodhartlab.recipes.toy_inputs import resolve_source
     from goodhartlab.runs.progress import progress_bar
-    from goodhartlab.toyworld.cache import resolve_source
 
     check_config(cfg)  # 1
     torch.manual_seed(cfg.seed)

@@ -48,7 +48,7 @@ def load_reward_models(cfg: PPORewardConfig, device: Any) -> RewardModels:
     from goodhartlab.errors import ConfigError
     from goodhartlab.models.loading import freeze
     from goodhartlab.models.reward import ensemble_members, load_reward_model
-    from goodhartlab.toyworld.cache import resolve_reward_source
+    from goodhartlab.recipes.toy_inputs import resolve_reward_source
 
     paths: list[Path] = []
     for source in cfg.reward_models:

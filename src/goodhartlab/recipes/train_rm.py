@@ -35,7 +35,7 @@ def sample_toy_pairs(cfg: TrainRMConfig, run: RunDir) -> dict[str, PairSet]:
     """Step 1 (toy): sample two responses per prompt from the policy and label them by gold."""
     from goodhartlab.data.records import write_jsonl_atomic
     from goodhartlab.models import load_policy
-    from goodhartlab.toyworld.cache import resolve_source
+    from goodhartlab.recipes.toy_inputs import resolve_source
 
     data = cfg.data
     policy, tok = load_policy(resolve_source(data.policy, data.toy.seed), device=cfg.device)
@@ -142,9 +142,9 @@ def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, res
     from goodhartlab.models.inform import InfoRMConfig
     from goodhartlab.models.reward import load_reward_model
     from goodhartlab.recipes.sft import batch_order, lr_at
+    from goodhartlab.recipes.toy_inputs import resolve_source
     from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
     from goodhartlab.runs.progress import progress_bar
-    from goodhartlab.toyworld.cache import resolve_source
 
     path = run.file(f"rm_seed{seed}")
     resume = resume and (path / "config.yaml").exists()  # killed before this member began
@@ -212,7 +212,7 @@ def run(cfg: TrainRMConfig, run_dir: RunDir, resume: bool = False) -> dict:
         save_reward_model,
         write_ensemble_manifest,
     )
-    from goodhartlab.toyworld.cache import resolve_source
+    from goodhartlab.recipes.toy_inputs import resolve_source
 
     sets = load_pairs(cfg, run_dir)  # 1
     tok = load_tokenizer(resolve_source(cfg.model.source, cfg.data.toy.seed))

@@ -3,6 +3,9 @@
 Why: recipes default their inputs to the toy world (DESIGN.md §4), so `goodhart train-rm` or
 `goodhart ppo` with no arguments needs an SFT policy; it is trained once with the SFT defaults
 and reused from `$GOODHART_CACHE` (default ~/.cache/goodhartlab).
+
+It lives among the recipes (not in `toyworld/`) because it runs the `sft` and `train-rm` recipes:
+the toy world itself is data and gold reward only, and imports point down (docs/architecture.md).
 """
 
 from __future__ import annotations
