@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from goodhartlab.config.schemas import EvaluateRMConfig, GenerationConfig
+from goodhartlab.core.preference import preference_accuracy
 from goodhartlab.data.formats import Preference
 from goodhartlab.runs import RunDir
 
@@ -110,7 +112,11 @@ def score_report(scores: np.ndarray, tok: Any, pairs: PairSet, plot: str | Path 
         "score_mean": float(scores.mean()),
         "score_std": float(scores.std()),
         "reward_length_pearson": pearson(scores, lengths),
-        "accuracy_vs_labels": float(np.mean(scores[:n] > scores[n:])),
+        "accuracy_vs_labels": float(
+            preference_accuracy(torch.from_numpy(scores[:n]), torch.from_numpy(scores[n:]))
+            .double()
+            .mean()
+        ),
     }
     if pairs.gold_chosen is not None and pairs.gold_rejected is not None:
         gold = np.concatenate([pairs.gold_chosen, pairs.gold_rejected])
