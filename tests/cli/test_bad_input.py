@@ -311,3 +311,21 @@ def test_an_empty_prompts_file_fails_before_models_load(tiny_ppo_models, tmp_pat
     assert main(_ppo(tiny_ppo_models, f"prompts={empty}", "--out", str(out))) == 1
     assert _err(capsys) == f"goodhart ppo: error: {empty}: no rows"
     assert not out.exists()
+
+
+def test_an_empty_prompts_file_fails_evaluate_before_the_policy_loads(tiny_ppo_models, tmp_path,
+                                                                     capsys, monkeypatch) -> None:  # fmt: skip
+    import goodhartlab.models as models
+
+    def no_policy(*args, **kwargs):
+        raise AssertionError("the policy loaded before the prompts were read")
+
+    monkeypatch.setattr(models, "load_policy", no_policy)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    out = tmp_path / "r"
+    argv = ["evaluate", "--config", "smoke", "device=cpu", f"checkpoint={tiny_ppo_models / 'policy'}",
+            f"reward.reward_models=[{tiny_ppo_models / 'rm'}]", f"prompts={empty}", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 1
+    assert _err(capsys) == f"goodhart evaluate: error: {empty}: no rows"
+    assert not out.exists()

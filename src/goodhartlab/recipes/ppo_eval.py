@@ -148,10 +148,13 @@ def run(cfg: EvaluateConfig, run_dir: RunDir, resume: bool = False) -> dict:
 
     if not cfg.checkpoint:
         raise ConfigError("goodhart evaluate needs checkpoint=DIR (a policy directory)")
+    # step 1. read the prompts first: a bad or empty file fails in milliseconds, not after the
+    # policy and reward models have loaded
+    prompts = eval_prompts(cfg.prompts, cfg.n_prompts)
+    # step 2. the frozen policy and the reward models that score its answers
     policy, tok = load_policy(cfg.checkpoint, device=cfg.device)
     freeze(policy)
     models = load_reward_models(cfg.reward, next(policy.parameters()).device)
-    prompts = eval_prompts(cfg.prompts, cfg.n_prompts)
     result = evaluate_policy(
         policy, None, tok, cfg.reward, models, prompts, cfg.generation, cfg.seed, cfg.template
     )
