@@ -297,35 +297,42 @@ def test_files_get_the_umask_modes(tmp_path) -> None:
     assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755  # was 0700
 
 
+def _empty_prompts_fail_before_loading(monkeypatch, tmp_path, capsys, module, loader: str,
+                                       command: str, argv) -> None:  # fmt: skip
+    """`argv(prompts, out)` must fail on an empty prompts file before `module.loader` runs."""
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError(f"{loader} ran before the prompts were read")
+
+    monkeypatch.setattr(module, loader, must_not_load)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    out = tmp_path / "r"
+    assert main(argv(empty, out)) == 1
+    assert _err(capsys) == f"goodhart {command}: error: {empty}: no rows"
+    assert not out.exists()
+
+
 def test_an_empty_prompts_file_fails_before_models_load(tiny_ppo_models, tmp_path, capsys,
                                                         monkeypatch) -> None:  # fmt: skip
     from goodhartlab.recipes import ppo
 
-    def no_models(*args, **kwargs):
-        raise AssertionError("models loaded before the prompts were read")
+    def argv(prompts, out):
+        return _ppo(tiny_ppo_models, f"prompts={prompts}", "--out", str(out))
 
-    monkeypatch.setattr(ppo, "build_state", no_models)
-    empty = tmp_path / "empty.jsonl"
-    empty.write_text("")
-    out = tmp_path / "r"
-    assert main(_ppo(tiny_ppo_models, f"prompts={empty}", "--out", str(out))) == 1
-    assert _err(capsys) == f"goodhart ppo: error: {empty}: no rows"
-    assert not out.exists()
+    _empty_prompts_fail_before_loading(
+        monkeypatch, tmp_path, capsys, ppo, "build_state", "ppo", argv
+    )
 
 
 def test_an_empty_prompts_file_fails_evaluate_before_the_policy_loads(tiny_ppo_models, tmp_path,
                                                                      capsys, monkeypatch) -> None:  # fmt: skip
     import goodhartlab.models as models
 
-    def no_policy(*args, **kwargs):
-        raise AssertionError("the policy loaded before the prompts were read")
+    def argv(prompts, out):
+        return ["evaluate", "--config", "smoke", "device=cpu", f"checkpoint={tiny_ppo_models / 'policy'}",
+                f"reward.reward_models=[{tiny_ppo_models / 'rm'}]", f"prompts={prompts}", "--out", str(out)]  # fmt: skip
 
-    monkeypatch.setattr(models, "load_policy", no_policy)
-    empty = tmp_path / "empty.jsonl"
-    empty.write_text("")
-    out = tmp_path / "r"
-    argv = ["evaluate", "--config", "smoke", "device=cpu", f"checkpoint={tiny_ppo_models / 'policy'}",
-            f"reward.reward_models=[{tiny_ppo_models / 'rm'}]", f"prompts={empty}", "--out", str(out)]  # fmt: skip
-    assert main(argv) == 1
-    assert _err(capsys) == f"goodhart evaluate: error: {empty}: no rows"
-    assert not out.exists()
+    _empty_prompts_fail_before_loading(
+        monkeypatch, tmp_path, capsys, models, "load_policy", "evaluate", argv
+    )
