@@ -78,3 +78,43 @@ def ppo_smoke_args():
         ]  # fmt: skip
 
     return args
+
+
+@pytest.fixture
+def hf_offline_cache(tmp_path, monkeypatch):
+    """`add(repo_id, {split: rows}) -> cache dir`: a private, offline Hugging Face datasets
+    cache in which `load_dataset(repo_id)` finds those rows as if downloaded once.
+
+    How the cache is keyed (datasets 2.16+, `load.CachedDatasetModuleFactory` and
+    `packaged_modules/cache`): CACHE/<namespace>___<snake_case(name)>/<config>/<version>/
+    <revision>/, holding `dataset_info.json` whose `config_name` equals <config> and Arrow files
+    `<name>-<split>.arrow`. So the rows go through `load_dataset("json", data_files=...)` from
+    local files (cached under json/default-<hash>/0.0.0/<hash>), and that directory is moved
+    under the hub's key.
+    """
+    import json
+    import shutil
+
+    datasets = pytest.importorskip("datasets")
+    cache = tmp_path / "hf_cache"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+
+    def add(repo_id: str, splits: dict) -> object:
+        namespace, name = repo_id.split("/")
+        files = {}
+        for split, rows in splits.items():
+            files[split] = tmp_path / f"{name}-{split}.jsonl"
+            files[split].write_text("".join(json.dumps(r) + "\n" for r in rows))
+        datasets.load_dataset("json", data_files={k: str(v) for k, v in files.items()},
+                              cache_dir=str(cache))  # fmt: skip
+        (built,) = (cache / "json").glob("default-*/0.0.0/*/")
+        target = cache / f"{namespace}___{name}" / "default" / "0.0.0" / ("0" * 40)
+        shutil.copytree(built, target)
+        for arrow in target.glob("json-*.arrow"):
+            arrow.rename(target / arrow.name.replace("json-", f"{name}-", 1))
+        shutil.rmtree(cache / "json")  # only the hub's key is left to find
+        return cache
+
+    return add

@@ -101,9 +101,24 @@ class DemoConfig:
     sft: SFTConfig = _f(SFTConfig, "the SFT stage (its data.toy is the toy world)")
 
 
+# Preference-file layouts `data.format=` reads (data/importers.py); "auto" tells them by columns.
+PreferenceFormat = Literal["auto", "trl", "hh", "alpacafarm", "gold_labelled", "scored_generations"]
+_FORMAT_HELP = (
+    "layout of preference files: auto (by columns), trl (prompt/chosen/rejected, implicit or "
+    "conversational), hh (Anthropic HH transcripts), alpacafarm (output_1/output_2/preference), "
+    "gold_labelled (the seeds' answers[2] + preference 0/1), scored_generations (answers + "
+    "gold_scores: pairs by gold)"
+)
+_SKIP_HELP = "drop rows that fail validation (counted in the summary) instead of stopping"
+
+
 @dataclass
 class PreferenceDataConfig:
-    train: str = _f("toy", "'toy' (policy-sample pairs labelled by gold) or a preference file")
+    train: str = _f(
+        "toy",
+        "'toy' (policy-sample pairs labelled by gold), a preference file, or a Hugging Face "
+        "dataset (ID_OR_DIR?split=...,subset=...)",
+    )
     eval: str = _f("toy", "'toy' or a held-out preference file")
     policy: str = _f("toy:sft", "policy whose samples form toy pairs; 'toy:sft' = cached toy SFT")
     n_train_pairs: int = _f(16000, "toy pairs to train on", range=AT_LEAST_1)
@@ -112,6 +127,8 @@ class PreferenceDataConfig:
     label_flip_prob: float = _f(
         0.25, "label noise: flip probability (the seeds use 25%)", range=UNIT
     )
+    format: PreferenceFormat = _f("auto", _FORMAT_HELP)
+    skip_invalid: bool = _f(False, _SKIP_HELP)
     prompt_key: str | None = _f("prompt", "prompt column (null: implicit prompt)")
     chosen_key: str = _f("chosen", "preferred response column")
     rejected_key: str = _f("rejected", "other response column")
@@ -194,6 +211,8 @@ class RMEvalDataConfig:
     policy: str = _f("toy:sft", "policy whose samples form toy pairs; 'toy:sft' = cached toy SFT")
     n_eval_pairs: int = _f(2000, "toy held-out pairs", range=AT_LEAST_1)
     label_temperature: float = _f(1.0, "Bradley–Terry temperature of gold labels", range=POSITIVE)
+    format: PreferenceFormat = _f("auto", _FORMAT_HELP)
+    skip_invalid: bool = _f(False, _SKIP_HELP)
     prompt_key: str | None = _f("prompt", "prompt column (null: implicit prompt)")
     chosen_key: str = _f("chosen", "preferred response column")
     rejected_key: str = _f("rejected", "other response column")

@@ -20,28 +20,43 @@ from typing import Any
 
 import numpy as np
 
+from goodhartlab.data.formats import Prompt, messages_to_text
 from goodhartlab.errors import input_error
 
 IGNORE_INDEX = -100
 
 
-def format_prompt(tokenizer: Any, prompt: str, template: str | None = None) -> str:
-    """The text fed to the model before the response."""
+def format_prompt(tokenizer: Any, prompt: Prompt, template: str | None = None) -> str:
+    """The text fed to the model before the response.
+
+    A chat prompt (a list of `{role, content}` messages, e.g. an HH transcript) goes through
+    the tokenizer's chat template with the generation prompt; without a chat template it is
+    rendered as plain text (`formats.messages_to_text`, ending in "Assistant:"). With an
+    explicit `template` its `{prompt}` is that plain text without the final cue.
+    """
     if template is not None:
+        text = prompt if isinstance(prompt, str) else messages_to_text(prompt)
         return template.format(
-            prompt=prompt,
+            prompt=text,
             bos=tokenizer.bos_token or "",
             eos=tokenizer.eos_token or "",
             sep=tokenizer.sep_token or "",
         )
     if getattr(tokenizer, "chat_template", None):
         rendered = _RENDERED.setdefault(tokenizer, {})
-        if prompt not in rendered:
-            rendered[prompt] = tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        key = prompt_key(prompt)
+        if key not in rendered:
+            messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+            rendered[key] = tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
             )
-        return rendered[prompt]
-    return prompt
+        return rendered[key]
+    return prompt if isinstance(prompt, str) else messages_to_text(prompt, True)
+
+
+def prompt_key(prompt: Prompt) -> str:
+    """A hashable key of a prompt: the text itself, or the messages as JSON (chat prompts)."""
+    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
 
 
 # Chat-template renderings per tokenizer. Why: rendering runs Jinja (~1 ms a prompt), and
@@ -54,7 +69,7 @@ def _ids(tokenizer: Any, text: str) -> list[int]:
 
 
 def encode_prompts(
-    tokenizer: Any, prompts: Sequence[str], template: str | None = None, device: Any = None
+    tokenizer: Any, prompts: Sequence[Prompt], template: str | None = None, device: Any = None
 ):
     """Left-padded prompt ids (B, P) and bool mask, ready for generation."""
     import torch
@@ -79,7 +94,7 @@ class EncodedExample:
 
 def encode_demonstrations(
     tokenizer: Any,
-    prompts: Sequence[str],
+    prompts: Sequence[Prompt],
     completions: Sequence[str],
     max_length: int,
     template: str | None = None,
@@ -198,7 +213,7 @@ def _batch_ids(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
 
 def encode_reward_inputs(
     tokenizer: Any,
-    prompts: Sequence[str],
+    prompts: Sequence[Prompt],
     responses: Sequence[str],
     template: str | None = None,
     max_length: int | None = None,
@@ -216,11 +231,13 @@ def encode_reward_inputs(
     if tokenizer.eos_token_id is None:
         raise ValueError("the tokenizer has no eos token; reward rows end with eos")
     keep = max(min(max_length or tokenizer.model_max_length, 2**62) - 1, 0)
-    distinct = {p: i for i, p in enumerate(dict.fromkeys(prompts))}
-    formatted = [format_prompt(tokenizer, p, template) for p in distinct]
+    keys = [prompt_key(p) for p in prompts]  # chat prompts (lists) are not hashable
+    firsts = dict(zip(keys, prompts))
+    distinct = {k: i for i, k in enumerate(firsts)}
+    formatted = [format_prompt(tokenizer, firsts[k], template) for k in distinct]
     p_flat, p_starts, p_lengths = _ragged(_batch_ids(tokenizer, formatted))
     r_flat, r_starts, r_lengths = _ragged(_batch_ids(tokenizer, responses))
-    which = np.fromiter(map(distinct.__getitem__, prompts), np.int64, len(prompts))
+    which = np.fromiter(map(distinct.__getitem__, keys), np.int64, len(prompts))
     n_prompt = np.minimum(p_lengths[which], keep)  # tokens kept of each part
     n_resp = np.minimum(r_lengths, keep - n_prompt)
     lengths = n_prompt + n_resp + 1

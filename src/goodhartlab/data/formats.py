@@ -134,27 +134,30 @@ def _response_text(rec: Record, key: str, response: str | list[Message]) -> str:
     return response
 
 
-def _instruction_prompt(rec: Record) -> str:
+def instruction_prompt(rec: Record) -> str:
     """AlpacaFarm prompt: `instruction`, plus `"\\n" + input` when `input` is non-empty."""
     instruction = rec.text("instruction")
     extra = rec.text("input", allow_empty=True) if rec.data.get("input") is not None else ""
     return f"{instruction}\n{extra}" if extra else instruction
 
 
-def _read(path: str | Path, skip_invalid: bool) -> tuple[list[Record], int]:
+def read_rows(path: str | Path, skip_invalid: bool) -> tuple[list[Record], int]:
     if skip_invalid:
         return read_records(path, skip_invalid=True)
     return read_records(path), 0
 
 
-def _convert(
+def convert_rows(
     path: str | Path,
     fn: Callable[[Record], T],
     skip_invalid: bool,
     read: tuple[list[Record], int] | None = None,
 ) -> tuple[list[T], list[Record], int]:
-    """Apply `fn` to every record (of `read`, else of the file); bad rows raise, or are counted."""
-    records, skipped = read if read is not None else _read(path, skip_invalid)
+    """Apply `fn` to every record (of `read`, else of the file); bad rows raise, or are counted.
+
+    Returns (items, the records they came from, rows skipped).
+    """
+    records, skipped = read if read is not None else read_rows(path, skip_invalid)
     items, kept = [], []
     for rec in records:
         try:
@@ -180,7 +183,9 @@ def load_prompts(
 
     Returns the list, or `(prompts, n_skipped)` with `skip_invalid=True`.
     """
-    items, _, skipped = _convert(path, lambda rec: _text_or_messages(rec, prompt_key), skip_invalid)
+    items, _, skipped = convert_rows(
+        path, lambda rec: _text_or_messages(rec, prompt_key), skip_invalid
+    )
     return _result(items, skipped, skip_invalid)
 
 
@@ -203,7 +208,7 @@ def load_demonstrations(
         completion = _response_text(rec, completion_key, _text_or_messages(rec, completion_key))
         return Demonstration(prompt, completion)
 
-    items, _, skipped = _convert(path, row, skip_invalid)
+    items, _, skipped = convert_rows(path, row, skip_invalid)
     return _result(items, skipped, skip_invalid)
 
 
@@ -224,28 +229,37 @@ def load_preferences(
     common prefix, see `split_common_prefix` (for conversations: the longest run of identical
     leading messages). `margin` is optional: a finite number, or absent/null for None.
     """
-    read = _read(path, skip_invalid)
+    read = read_rows(path, skip_invalid)
     explicit = prompt_key is not None and prompt_key in read[0][0].data
-
-    def row(rec: Record) -> Preference:
-        chosen, rejected = _text_or_messages(rec, chosen_key), _text_or_messages(rec, rejected_key)
-        if explicit:
-            assert prompt_key is not None
-            prompt: Prompt = _text_or_messages(rec, prompt_key)
-        else:
-            prompt, chosen, rejected = _split_implicit(rec, chosen_key, chosen, rejected)
-        if explicit and chosen == rejected and not _gold_labelled(rec):
-            raise rec.error("chosen and rejected are identical", chosen_key)
-        margin = rec.optional_number(margin_key) if margin_key else None
-        return Preference(
-            prompt,
-            _response_text(rec, chosen_key, chosen),
-            _response_text(rec, rejected_key, rejected),
-            margin,
-        )
-
-    items, _, skipped = _convert(path, row, skip_invalid, read)
+    keys = (prompt_key if explicit else None, chosen_key, rejected_key, margin_key)
+    items, _, skipped = convert_rows(
+        path, lambda rec: trl_preference(rec, *keys), skip_invalid, read
+    )
     return _result(items, skipped, skip_invalid)
+
+
+def trl_preference(
+    rec: Record,
+    prompt_key: str | None,
+    chosen_key: str = "chosen",
+    rejected_key: str = "rejected",
+    margin_key: str | None = "margin",
+) -> Preference:
+    """One TRL row: explicit prompt (`prompt_key` set) or implicit (None), text or messages."""
+    chosen, rejected = _text_or_messages(rec, chosen_key), _text_or_messages(rec, rejected_key)
+    if prompt_key is not None:
+        prompt: Prompt = _text_or_messages(rec, prompt_key)
+    else:
+        prompt, chosen, rejected = _split_implicit(rec, chosen_key, chosen, rejected)
+    if prompt_key is not None and chosen == rejected and not _gold_labelled(rec):
+        raise rec.error("chosen and rejected are identical", chosen_key)
+    margin = rec.optional_number(margin_key) if margin_key else None
+    return Preference(
+        prompt,
+        _response_text(rec, chosen_key, chosen),
+        _response_text(rec, rejected_key, rejected),
+        margin,
+    )
 
 
 def _gold_labelled(rec: Record) -> bool:
@@ -283,16 +297,18 @@ def import_alpacafarm(
     Empty outputs are errors (the seed code drops them silently; use `skip_invalid`).
     """
 
-    def row(rec: Record) -> Preference:
-        prompt = _instruction_prompt(rec)
-        out1, out2 = rec.text("output_1"), rec.text("output_2")
-        pref = rec.number("preference")
-        if pref not in (1.0, 2.0):
-            raise rec.error(f"must be 1 or 2, got {rec.data['preference']!r}", "preference")
-        return Preference(prompt, out1, out2) if pref == 1.0 else Preference(prompt, out2, out1)
-
-    items, _, skipped = _convert(path, row, skip_invalid)
+    items, _, skipped = convert_rows(path, alpacafarm_preference, skip_invalid)
     return _result(items, skipped, skip_invalid)
+
+
+def alpacafarm_preference(rec: Record) -> Preference:
+    """One AlpacaFarm row (see `import_alpacafarm`)."""
+    prompt = instruction_prompt(rec)
+    out1, out2 = rec.text("output_1"), rec.text("output_2")
+    pref = rec.number("preference")
+    if pref not in (1.0, 2.0):
+        raise rec.error(f"must be 1 or 2, got {rec.data['preference']!r}", "preference")
+    return Preference(prompt, out1, out2) if pref == 1.0 else Preference(prompt, out2, out1)
 
 
 def load_scored_generations(
@@ -312,21 +328,13 @@ def load_scored_generations(
     which keeps the first min-N answers of each row (generation order, so estimates stay
     unbiased). Empty answer strings are allowed: a policy may stop at once.
     """
-    read = _read(path, skip_invalid)
+    read = read_rows(path, skip_invalid)
     use_prompt = prompt_key in read[0][0].data
 
     def row(rec: Record) -> tuple[Prompt, list[str], list[float]]:
-        prompt = _text_or_messages(rec, prompt_key) if use_prompt else _instruction_prompt(rec)
-        answers, scores = rec.sequence(answers_key), rec.sequence(gold_key)
-        answers = [
-            rec.as_text(a, f"{answers_key}[{i}]", allow_empty=True) for i, a in enumerate(answers)
-        ]
-        if len(scores) != len(answers):
-            raise rec.error(f"has {len(scores)} scores for {len(answers)} answers", gold_key)
-        gold = [rec.as_number(s, f"{gold_key}[{i}]") for i, s in enumerate(scores)]
-        return prompt, answers, gold
+        return scored_row(rec, prompt_key if use_prompt else None, answers_key, gold_key)
 
-    items, records, skipped = _convert(path, row, skip_invalid, read)
+    items, records, skipped = convert_rows(path, row, skip_invalid, read)
     n_min = min(len(answers) for _, answers, _ in items)
     if not truncate_to_min:
         n_first = len(items[0][1])
@@ -343,3 +351,21 @@ def load_scored_generations(
         gold_scores=np.array([g[:n_min] for _, _, g in items], dtype=np.float64),
     )
     return (result, skipped) if skip_invalid else result
+
+
+def scored_row(
+    rec: Record, prompt_key: str | None, answers_key: str = "answers", gold_key: str = "gold_scores"
+) -> tuple[Prompt, list[str], list[float]]:
+    """One scored-generations row: (prompt, answers, gold scores of the same length).
+
+    The prompt is column `prompt_key`, or with None the seeds' `instruction` + `input`.
+    """
+    prompt = _text_or_messages(rec, prompt_key) if prompt_key else instruction_prompt(rec)
+    answers = [
+        rec.as_text(a, f"{answers_key}[{i}]", allow_empty=True)
+        for i, a in enumerate(rec.sequence(answers_key))
+    ]
+    scores = rec.sequence(gold_key)
+    if len(scores) != len(answers):
+        raise rec.error(f"has {len(scores)} scores for {len(answers)} answers", gold_key)
+    return prompt, answers, [rec.as_number(s, f"{gold_key}[{i}]") for i, s in enumerate(scores)]

@@ -7,8 +7,10 @@ Why keep the origin: a user's 50,000-row preference file with one bad line must 
 and `Record.error` builds the one-line `InputError` from them.
 
 Formats, chosen by the path:
-- a directory: a `datasets` `save_to_disk` directory (a DatasetDict with one split is accepted;
-  with several, point at the split's sub-directory). Rows are numbered by 0-based row index.
+- a Hugging Face dataset: a hub id or a `save_to_disk` directory, optionally with keys
+  (`Anthropic/hh-rlhf?split=test`, `DIR?split=eval`; see `data.hub`). A DatasetDict with one
+  split is read whole; with several, `?split=` picks one. Rows are numbered by 0-based row
+  index and located as `ID[subset][split] row i`.
 - `.jsonl` / `.ndjson`: one JSON object per line; blank lines are skipped; numbered by file line.
 - `.json`: a JSON list of objects (numbered by 0-based row index); a `.json` file whose first
   character is `{` is read as JSON Lines, the layout `datasets.Dataset.to_json` writes.
@@ -139,10 +141,16 @@ def read_records(
     are dropped and the result is `(records, n_skipped)`. A missing file, an unknown suffix and
     a file with no rows always raise.
     """
-    path = Path(path)
-    if not path.exists():
-        raise input_error("file not found", path)
-    records, skipped = _dispatch(path, skip_invalid)
+    from goodhartlab.data import hub
+
+    spec = hub.parse_spec(str(path))
+    if spec is not None:
+        records, skipped = _dataset_records(spec), 0
+    else:
+        path = Path(path)
+        if not path.exists():
+            raise input_error("file not found", path)
+        records, skipped = _dispatch(path, skip_invalid)
     if not records:
         reason = f"no rows ({skipped} invalid rows skipped)" if skipped else "no rows"
         raise input_error(reason, path)
@@ -151,7 +159,9 @@ def read_records(
 
 def _dispatch(path: Path, skip_invalid: bool) -> tuple[list[Record], int]:
     if path.is_dir():
-        return _read_dataset_dir(path), 0
+        from goodhartlab.data.hub import DatasetSpec
+
+        return _dataset_records(DatasetSpec(str(path))), 0
     suffix = path.suffix.lower()
     if suffix in _JSONL:
         return _read_jsonl(path, skip_invalid)
@@ -270,24 +280,12 @@ def _read_parquet(path: Path) -> list[Record]:
     return [Record(row, i, path, by_row=True) for i, row in enumerate(rows)]
 
 
-def _read_dataset_dir(path: Path) -> list[Record]:
-    try:
-        import datasets
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise input_error("reading a dataset directory needs `datasets`", path) from None
-    try:
-        ds = datasets.load_from_disk(str(path))
-    except Exception as exc:  # datasets raises FileNotFoundError/ValueError/... by version
-        raise input_error(f"not a datasets save_to_disk directory: {_short(exc)}", path) from None
-    if isinstance(ds, datasets.DatasetDict):
-        splits = list(ds.keys())
-        if len(splits) != 1:
-            raise input_error(
-                f"holds splits {splits}; pass one split's directory, e.g. {path / splits[0]}",
-                path,
-            )
-        ds = ds[splits[0]]
-    return [Record(dict(row), i, path, by_row=True) for i, row in enumerate(ds)]
+def _dataset_records(spec: Any) -> list[Record]:
+    """Rows of a hub dataset or save_to_disk dir (`data.hub`), located by the spec's label."""
+    from goodhartlab.data.hub import load_rows
+
+    where = Path(spec.label)
+    return [Record(row, i, where, by_row=True) for i, row in enumerate(load_rows(spec))]
 
 
 def write_jsonl_atomic(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:

@@ -26,11 +26,13 @@ from goodhartlab.runs import RunDir
 
 @dataclass
 class PairSet:
-    """Pairs plus, for toy data, gold scores of both sides (for accuracy against gold)."""
+    """Pairs plus, for toy data, gold scores of both sides (for accuracy against gold); for a
+    file, how it was read (`data.importers`: format, rows skipped, gold ties dropped)."""
 
     pairs: list[Preference]
     gold_chosen: np.ndarray | None = None
     gold_rejected: np.ndarray | None = None
+    read: dict[str, Any] | None = None
 
 
 def sample_policy_pairs(
@@ -75,22 +77,16 @@ def sample_policy_pairs(
     return pairs, [vars(p) for p in labelled]
 
 
-def read_pair_file(path: str | Path, prompt_key: str | None, chosen_key: str, rejected_key: str):
-    """A preference file as a PairSet; gold columns are kept when every row has them."""
-    from goodhartlab.data.formats import load_preferences
-    from goodhartlab.data.records import read_records
+def read_pair_file(path: str | Path, data: Any) -> PairSet:
+    """A preference file (or dataset) as a PairSet, read by `data.format` with `data`'s keys."""
+    from goodhartlab.data.importers import PairKeys, import_preferences
 
-    pairs = load_preferences(
-        path, prompt_key=prompt_key, chosen_key=chosen_key, rejected_key=rejected_key
-    )
-    rows = read_records(path)
-    if not all("gold_chosen" in r.data and "gold_rejected" in r.data for r in rows):
-        return PairSet(pairs)
-    return PairSet(
-        pairs,
-        np.array([r.number("gold_chosen") for r in rows]),
-        np.array([r.number("gold_rejected") for r in rows]),
-    )
+    keys = PairKeys(data.prompt_key, data.chosen_key, data.rejected_key)
+    got = import_preferences(path, data.format, keys, skip_invalid=data.skip_invalid)
+    read = {"format": got.format, "n_pairs": len(got.pairs), "skipped_rows": got.skipped}
+    if got.ties:
+        read["gold_ties_dropped"] = got.ties
+    return PairSet(got.pairs, got.gold_chosen, got.gold_rejected, read)
 
 
 def evaluate_member(
@@ -168,7 +164,7 @@ def load_eval_pairs(cfg: EvaluateRMConfig, run: RunDir) -> PairSet:
     """Step 1: toy pairs sampled from the policy (seeded), or the user's preference file."""
     data = cfg.data
     if data.eval != "toy":
-        return read_pair_file(data.eval, data.prompt_key, data.chosen_key, data.rejected_key)
+        return read_pair_file(data.eval, data)
     from goodhartlab.data.records import write_jsonl_atomic
     from goodhartlab.models import load_policy
     from goodhartlab.recipes.toy_inputs import resolve_source

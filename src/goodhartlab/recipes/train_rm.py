@@ -63,7 +63,7 @@ def load_pairs(cfg: TrainRMConfig, run: RunDir) -> dict[str, PairSet]:
     for split in ("train", "eval"):
         value = getattr(data, split)
         path = run.file(f"prefs_{split}.jsonl") if value == "toy" else value
-        sets[split] = read_pair_file(path, data.prompt_key, data.chosen_key, data.rejected_key)
+        sets[split] = read_pair_file(path, data)
     return sets
 
 
@@ -217,6 +217,7 @@ def run(cfg: TrainRMConfig, run_dir: RunDir, resume: bool = False) -> dict:
     sets = load_pairs(cfg, run_dir)  # 1
     tok = load_tokenizer(resolve_source(cfg.model.source, cfg.data.toy.seed))
     train, info = apply_interventions(cfg, sets["train"], tok)  # 2
+    info["files"] = {s: sets[s].read for s in ("train", "eval") if sets[s].read}  # format, skips
     summary: dict[str, Any] = {"data": info, "members": {}, "train_seconds": {}}
     members = []
     for seed in cfg.seeds:  # 3
