@@ -136,3 +136,39 @@ def test_bad_generations_file_is_one_line_error(ensemble, tmp_path, capsys) -> N
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.jsonl:2" in err[0] and "gold_scores" in err[0]
     assert not out.exists()  # nothing half-written
+
+
+def test_seed_placeholder_paths_are_the_members(bon_run, ensemble, tmp_path, capsys) -> None:
+    """Coste's convention: `reward_models=['RUN/rm_seed{seed}/model'] seeds=[1,2]`."""
+    out = tmp_path / "seeds"
+    pattern = f"reward_models=['{ensemble}/rm_seed{{seed}}/model']"
+    args = _args(out, ensemble, pattern, "seeds=[1,2]")
+    assert main(args) == 0
+    summary = json.loads((out / "bon_summary.json").read_text())
+    assert summary["members"] == [str(ensemble / f"rm_seed{s}" / "model") for s in (1, 2)]
+    for name in ("single/rm_seed1", "single/rm_seed2", "ensemble/wco"):
+        a = json.loads((out / name / "bon_sampled_results.json").read_text())
+        b = json.loads((bon_run / name / "bon_sampled_results.json").read_text())
+        assert a == b, name  # the same members as the manifest's, same seed: same curves
+    capsys.readouterr()
+    assert main(_args(tmp_path / "no_seeds", ensemble, pattern)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has a {seed} placeholder; set seeds=[1,2,...]" in err[0]
+    assert main(["validate", "bon", f"reward_models=[{ensemble}]", "seeds=[1]"]) == 2
+    assert "no path in 'reward_models' has a {seed} placeholder" in capsys.readouterr().err
+
+
+def test_big_n_keeps_the_first_answers_of_each_prompt(bon_run, ensemble, tmp_path) -> None:
+    rows, gold, proxy = _scored(bon_run)
+    out = tmp_path / "big_n"
+    stored = bon_run / "scored_generations.jsonl"
+    assert (
+        main(_args(out, ensemble, f"generations={stored}", "big_n=4", "sample_ns=[1,2,4,8]")) == 0
+    )
+    res = json.loads((out / "single" / "rm_seed1" / "bon_sampled_results.json").read_text())
+    ref = bon_curve(proxy[0][:, :4], gold[:, :4], [1, 2, 4])
+    assert [r["n"] for r in res] == [1, 2, 4]  # n > big_n dropped, as the seeds do
+    assert np.allclose([r["gold_score"] for r in res], ref.gold)
+    kept = [json.loads(x) for x in (out / "scored_generations.jsonl").read_text().splitlines()]
+    assert all(r["answers"] == s["answers"][:4] for r, s in zip(kept, rows))
+    assert main(_args(tmp_path / "too_big", ensemble, f"generations={stored}", "big_n=9")) == 1

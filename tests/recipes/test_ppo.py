@@ -103,8 +103,50 @@ def test_gold_reward_without_rms_and_evaluate(models, tmp_path, ppo_smoke_args) 
                  f"checkpoint={out / 'model'}", f"reward.reward_models=[{models / 'rm'}]"]) == 0  # fmt: skip
     rows = json.loads((out / "model" / "gold_eval_with_response_ids.json").read_text())
     assert len(rows) == 32
-    assert set(rows[0]) == {"instruction", "answers", "answers_ids", "proxy_scores", "gold_scores"}
+    assert set(rows[0]) == {"instruction", "answers", "answers_ids", "proxy_scores", "gold_scores",
+                            "prompt_index"}  # fmt: skip
     assert isinstance(rows[0]["answers_ids"][0][0], int)
+
+
+def test_eval_files_at_each_evaluation_hold_the_scored_samples(plain_run) -> None:
+    """Coste's eval/eval-{step}.json: per held-out prompt its answer, proxy and gold scores."""
+    evals = [r for r in _metrics(plain_run) if "eval/reward/gold" in r]
+    assert sorted(p.name for p in (plain_run / "eval").iterdir()) == [
+        f"eval-{r['step']}.json" for r in evals
+    ]
+    for r in evals:
+        rows = json.loads((plain_run / "eval" / f"eval-{r['step']}.json").read_text())
+        assert len(rows) == 16 and all(len(x["answers"]) == 1 for x in rows)
+        assert np.mean([x["gold_scores"][0] for x in rows]) == pytest.approx(r["eval/reward/gold"])
+        assert np.mean([x["proxy_scores"][0] for x in rows]) == pytest.approx(
+            r["eval/reward/proxy"]
+        )
+
+
+def test_evaluate_samples_per_prompt_over_an_index_range(models, tmp_path) -> None:
+    """The length paper's generate_outs: prompts [bottom, top), several samples, rep. penalty."""
+    from goodhartlab.models.reward import load_reward_model, score_texts
+
+    prompts = [f"list {k} {c}" for k in ("one", "two", "three") for c in ("fruits", "metals")]
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts))
+    out = tmp_path / "answers.json"
+    args = ["evaluate", "--config", "smoke", "--out", str(tmp_path / "ev"), "device=cpu",
+            f"checkpoint={models / 'policy'}", f"reward.reward_models=[{models / 'rm'}]",
+            f"prompts={path}", "prompt_start=2", "n_prompts=3", "n_samples=4",
+            "repetition_penalty=1.2", "generation.max_new_tokens=6", f"output={out}"]  # fmt: skip
+    assert main(args) == 0
+    rows = json.loads(out.read_text())
+    assert [r["prompt_index"] for r in rows] == [2, 3, 4]
+    assert [r["instruction"] for r in rows] == prompts[2:5]
+    assert all(len(r[k]) == 4 for r in rows for k in ("answers", "proxy_scores", "gold_scores"))
+    rm, tok = load_reward_model(str(models / "rm"), device="cpu")
+    flat = [(r["instruction"], a) for r in rows for a in r["answers"]]
+    raw = score_texts(rm, tok, [p for p, _ in flat], [a for _, a in flat])
+    assert np.allclose([s for r in rows for s in r["proxy_scores"]], raw, atol=1e-5)
+    assert len({a for r in rows for a in r["answers"]}) > 3  # samples differ within a prompt
+    args[args.index("prompt_start=2")] = "prompt_start=6"
+    assert main(args) == 1  # past the last prompt: one line, exit 1
 
 
 def test_bad_settings_are_one_line_errors(models, tmp_path, capsys, ppo_smoke_args) -> None:
@@ -161,3 +203,11 @@ def test_inform_rms_and_ensembles_work_as_proxies(models, tmp_path, ppo_smoke_ar
     rows = _metrics(out)
     assert rows[1]["ensemble/std"] > 0  # two different members were scored
     assert "eval/reward/proxy" in rows[-1]
+    samples = json.loads((out / "eval" / "eval-2.json").read_text())
+    assert all(len(x["ensemble_variance"]) == 1 and x["ensemble_variance"][0] >= 0 for x in samples)
+    # Coste's --rm_seed convention: a {seed} path and reward.seeds name the same two members
+    pattern = f"reward.reward_models=['{tmp_path}/rm_seed{{seed}}/model']"
+    again = ppo_smoke_args(tmp_path / "seeds", models, pattern, "reward.seeds=[1,2]",
+                           "reward.objective=wco", "ppo.iterations=2")  # fmt: skip
+    assert main(again) == 0
+    assert _metrics(tmp_path / "seeds") == rows

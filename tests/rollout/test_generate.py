@@ -94,6 +94,34 @@ def test_matches_transformers_generate_greedy(policy) -> None:
     assert torch.equal(ours.response_ids[:, :width], theirs)
 
 
+def test_repetition_penalty_matches_transformers_generate(policy) -> None:
+    """The length paper samples its evaluations with repetition_penalty 1.2 through generate()."""
+    model, tok = policy
+    ids, mask = encode_prompts(tok, PROMPTS)  # equal lengths: no padding for generate() to count
+    assert bool(mask.all())
+    for penalty in (1.2, 3.0):
+        ours = _sample(model, tok, temperature=0.0, max_new_tokens=10, repetition_penalty=penalty)
+        theirs = model.generate(
+            input_ids=ids, attention_mask=mask.long(), do_sample=False, max_new_tokens=10,
+            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+            repetition_penalty=penalty,
+        )[:, ids.shape[1] :]  # fmt: skip
+        assert torch.equal(ours.response_ids[:, : theirs.shape[1]], theirs), penalty
+    plain = _sample(model, tok, temperature=0.0, max_new_tokens=10)
+    assert not torch.equal(plain.response_ids, ours.response_ids)  # the penalty did act
+    row = ours.response_ids[0][ours.response_mask[0]].tolist()
+    assert len(set(row)) > len(set(plain.response_ids[0][plain.response_mask[0]].tolist()))
+
+
+def test_apply_repetition_penalty_hand_values() -> None:
+    from goodhartlab.rollout.generate import apply_repetition_penalty
+
+    logits = torch.tensor([[2.0, -2.0, 1.0]])
+    seen = torch.tensor([[True, True, False]])
+    out = apply_repetition_penalty(logits, seen, 2.0)
+    assert out.tolist() == [[1.0, -4.0, 1.0]]
+
+
 def test_filters_keep_the_right_tokens() -> None:
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
     assert torch.isinf(filter_logits(logits, top_k=2)).tolist() == [[False, False, True, True]]

@@ -48,6 +48,16 @@ class BonConfig:
             "or 'toy:rm-ensemble' (cached toy 5-seed ensemble)"
         },
     )
+    seeds: list[int] | None = _f(
+        None,
+        "fill a {seed} placeholder in reward_models paths, one member per seed (the seeds' "
+        "proxy_rm_path + --seeds: reward_models=['RUN/rm_seed{seed}/model'] seeds=[1,2])",
+    )
+    big_n: int | None = _f(
+        None,
+        "use only the first big_n answers of each prompt (the seeds' --big-n; null = all N)",
+        range=AT_LEAST_1,
+    )
     gold: str = _f(
         "auto",
         "'auto' (the file's gold_scores when generations is set, else toy), 'toy' (the toy "

@@ -27,6 +27,11 @@ class PPORewardConfig:
             "'toy:rm' = member seed 1 of the cached toy ensemble, 'toy:rm-ensemble' = all 5"
         },
     )
+    seeds: list[int] | None = _f(
+        None,
+        "fill a {seed} placeholder in reward_models paths, one member per seed (Coste's "
+        "--rm_seed / proxy_rm_path: reward_models=['RUN/rm_seed{seed}/model'] seeds=[1])",
+    )
     normalize: bool = _f(
         True,
         "z-score each member with the eval mean/std train-rm stores in it, so coefficients mean "
@@ -129,6 +134,21 @@ class EvaluateConfig:
     seed: int = _f(0, "seed of prompts and sampling")
     prompts: str = _f("toy", "'toy' (held-out toy prompts) or a prompt file")
     n_prompts: int = _f(512, "prompts to answer", range=AT_LEAST_1)
+    prompt_start: int = _f(
+        0,
+        "index of the first prompt: answers prompts [prompt_start, prompt_start + n_prompts) "
+        "(the length paper's bottom/top range)",
+        range=NON_NEGATIVE,
+    )
+    n_samples: int = _f(
+        1, "answers per prompt (the length paper samples 8 for its analyses)", range=AT_LEAST_1
+    )
+    repetition_penalty: float = _f(
+        1.0,
+        "divide the logit of every token already in the row (CTRL / transformers; the length "
+        "paper's evaluations use 1.2; 1 = off)",
+        range=POSITIVE,
+    )
     template: str | None = _f(None, "policy prompt template")
     generation: GenerationConfig = _f(GenerationConfig, "sampling (the seed: the rollout settings)")
     reward: PPORewardConfig = _f(PPORewardConfig, "proxy RM(s) and gold")

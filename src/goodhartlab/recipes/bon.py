@@ -193,13 +193,41 @@ def _score_members(
             yield member, values
 
 
+def check_config(cfg: BonConfig) -> None:
+    """Checks that need only the config (also run by `goodhart validate bon`)."""
+    from goodhartlab.config.seed_paths import expand_seeds
+
+    expand_seeds(cfg.reward_models, cfg.seeds, "reward_models")
+
+
+def first_answers(scored: Scored, big_n: int | None) -> Scored:
+    """The first big_n answers of every prompt (generation order, so estimates stay unbiased),
+    with their scores; the seeds' --big-n. Fewer than big_n answers is an error."""
+    from goodhartlab.errors import input_error
+
+    n = len(scored.answers[0])
+    if big_n is None or big_n == n:
+        return scored
+    if big_n > n:
+        raise input_error(f"big_n={big_n} but there are {n} answers per prompt", "big_n")
+    return Scored(
+        scored.prompts,
+        [row[:big_n] for row in scored.answers],
+        None if scored.ended is None else scored.ended[:, :big_n],
+        None if scored.gold is None else scored.gold[:, :big_n],
+        {k: v[:, :big_n] for k, v in scored.proxy.items()},
+    )
+
+
 def resolve_members(cfg: BonConfig) -> list[Path]:
-    """Every RM member named by cfg.reward_models (ensembles expanded), in order."""
+    """Every RM member named by cfg.reward_models ({seed} filled from cfg.seeds, ensembles
+    expanded), in order."""
+    from goodhartlab.config.seed_paths import expand_seeds
     from goodhartlab.models.reward import ensemble_members
     from goodhartlab.recipes.toy_inputs import resolve_reward_source
 
     members: list[Path] = []
-    for source in cfg.reward_models:
+    for source in expand_seeds(cfg.reward_models, cfg.seeds, "reward_models"):
         members += [m.resolve() for m in ensemble_members(resolve_reward_source(source))]
     return members
 
@@ -330,6 +358,7 @@ def print_table(curves: dict[str, list[dict]]) -> None:
 
 def run(cfg: BonConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole recipe; returns the summary also written to RUN/bon_summary.json."""
+    check_config(cfg)
     stored = run_dir.file(SCORED_FILE)
     if resume and stored.exists():  # 1: a resumed run keeps its samples and scores
         scored, from_file = load_scored(stored), True
@@ -337,6 +366,7 @@ def run(cfg: BonConfig, run_dir: RunDir, resume: bool = False) -> dict:
         scored, from_file = load_scored(cfg.generations), True
     else:
         scored, from_file = sample_generations(cfg), False
+    scored = first_answers(scored, cfg.big_n)
     if scored.gold is None or cfg.gold not in ("auto", "file"):
         score_gold(cfg, scored, from_file)
     save_scored(run_dir, scored)

@@ -21,8 +21,10 @@ from goodhartlab.runs import RunDir
 
 def check_config(cfg: PPOConfig) -> None:
     """Step 1: combinations the seeds do not define are errors, not silent fallbacks."""
+    from goodhartlab.config.seed_paths import expand_seeds
     from goodhartlab.errors import ConfigError
 
+    expand_seeds(cfg.reward.reward_models, cfg.reward.seeds, "reward.reward_models")
     reg = cfg.regularizer
     if reg.kind in ("chi2", "sqrt_chi2") and reg.placement != "loss":
         raise ConfigError(

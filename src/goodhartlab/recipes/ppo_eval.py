@@ -50,17 +50,25 @@ EVAL_DIR = "eval"
 
 def sample_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
     """Per prompt, Coste's layout without token ids: instruction, answers, proxy_scores,
-    gold_scores, plus lengths (response tokens, eos included) and ended (one entry per answer).
+    gold_scores, plus lengths (response tokens, eos included) and ended (one entry per answer),
+    and with several reward models Coste's `ensemble_variance` (the members' variance, ddof 1
+    as torch.var; of the scores as combined, i.e. z-scored when reward.normalize).
 
     Why no answers_ids: these files are written at every evaluation of a run, and the length
     analysis needs only the length; ids would multiply their size several times over.
     """
-    return [
-        {"instruction": row["instruction"], "answers": row["answers"],
-         "proxy_scores": row["proxy_scores"], "gold_scores": row["gold_scores"],
-         "lengths": [int(n)], "ended": [bool(e)]}
-        for row, n, e in zip(evaluation.rows, evaluation.lengths, evaluation.ended)
-    ]  # fmt: skip
+    members = None if evaluation.scores is None else evaluation.scores.members
+    variance = members.var(axis=0, ddof=1) if members is not None and len(members) > 1 else None
+    out = []
+    for i, (row, n, e) in enumerate(zip(evaluation.rows, evaluation.lengths, evaluation.ended)):
+        sample = {
+            key: row[key] for key in ("instruction", "answers", "proxy_scores", "gold_scores")
+        }
+        sample |= {"lengths": [int(n)], "ended": [bool(e)]}
+        if variance is not None:
+            sample["ensemble_variance"] = [float(variance[i])]
+        out.append(sample)
+    return out
 
 
 def write_eval_samples(run_dir: RunDir, step: int, evaluation: Evaluation) -> Path:
@@ -89,6 +97,7 @@ def evaluate_policy(
     generation: GenerationConfig,
     seed: int,
     template: str | None = None,
+    repetition_penalty: float = 1.0,
 ) -> Evaluation:
     """Sample one answer per prompt (seeded), score it, and measure divergences to `reference`."""
     from goodhartlab.data.encoding import decode_responses, encode_prompts
@@ -107,7 +116,7 @@ def evaluate_policy(
             policy, ids, mask, max_new_tokens=generation.max_new_tokens,
             eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
             temperature=generation.temperature, top_k=generation.top_k, top_p=generation.top_p,
-            generator=generator,
+            generator=generator, repetition_penalty=repetition_penalty,
         )  # fmt: skip
         texts += decode_responses(tokenizer, out.response_ids, out.response_mask)
         full = torch.cat([out.prompt_ids, out.response_ids], dim=1)
@@ -139,6 +148,33 @@ def evaluate_policy(
     return Evaluation(metrics, rows, [int(n) for n in lengths], [bool(e) for e in ended], scores)
 
 
+def prompt_range(cfg: EvaluateConfig) -> list[str]:
+    """Prompts [prompt_start, prompt_start + n_prompts) of the file (toy: of the fixed stream
+    drawn to that length); a start past the end is an error, a short file gives what it has."""
+    from goodhartlab.errors import input_error
+
+    prompts = eval_prompts(cfg.prompts, cfg.prompt_start + cfg.n_prompts)[cfg.prompt_start :]
+    if not prompts:
+        raise input_error(f"prompt_start={cfg.prompt_start} is past the last prompt", cfg.prompts)
+    return prompts
+
+
+def per_prompt_rows(rows: list[dict[str, Any]], n: int, start: int) -> list[dict[str, Any]]:
+    """The seed's layout with n answers per prompt: consecutive rows of one prompt merged,
+    lists of length n, plus `prompt_index` (the prompt's index in the file)."""
+    out = []
+    for i in range(0, len(rows), n):
+        group = rows[i : i + n]
+        merged: dict[str, Any] = {
+            "instruction": group[0]["instruction"],
+            "prompt_index": start + i // n,
+        }
+        for key in ("answers", "answers_ids", "proxy_scores", "gold_scores"):
+            merged[key] = [value for row in group for value in row[key]]
+        out.append(merged)
+    return out
+
+
 def run(cfg: EvaluateConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """`goodhart evaluate`: answer held-out prompts with a checkpoint; proxy and gold scores."""
     from goodhartlab.errors import ConfigError
@@ -150,17 +186,19 @@ def run(cfg: EvaluateConfig, run_dir: RunDir, resume: bool = False) -> dict:
         raise ConfigError("goodhart evaluate needs checkpoint=DIR (a policy directory)")
     # step 1. read the prompts first: a bad or empty file fails in milliseconds, not after the
     # policy and reward models have loaded
-    prompts = eval_prompts(cfg.prompts, cfg.n_prompts)
+    prompts = prompt_range(cfg)
     # step 2. the frozen policy and the reward models that score its answers
     policy, tok = load_policy(cfg.checkpoint, device=cfg.device)
     freeze(policy)
     models = load_reward_models(cfg.reward, next(policy.parameters()).device)
+    repeated = [p for p in prompts for _ in range(cfg.n_samples)]  # step 3. answer and score
     result = evaluate_policy(
-        policy, None, tok, cfg.reward, models, prompts, cfg.generation, cfg.seed, cfg.template
-    )
+        policy, None, tok, cfg.reward, models, repeated, cfg.generation, cfg.seed, cfg.template,
+        cfg.repetition_penalty,
+    )  # fmt: skip
     output = Path(cfg.output or Path(cfg.checkpoint) / "gold_eval_with_response_ids.json")
-    atomic_write_json(output, result.rows)
+    atomic_write_json(output, per_prompt_rows(result.rows, cfg.n_samples, cfg.prompt_start))
     run_dir.write_json("evaluate_summary.json", {"output": str(output), **result.metrics})
     shown = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k.startswith("reward/"))
-    print(f"evaluate: {shown} on {len(prompts)} prompts -> {output}")
+    print(f"evaluate: {shown} on {len(prompts)} prompts x {cfg.n_samples} -> {output}")
     return result.metrics

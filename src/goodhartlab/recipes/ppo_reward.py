@@ -44,14 +44,15 @@ class Scores:
 
 
 def load_reward_models(cfg: PPORewardConfig, device: Any) -> RewardModels:
-    """Load every proxy member (ensembles expanded) and the gold RM, all frozen."""
+    """Load every proxy member ({seed} filled, ensembles expanded) and the gold RM, frozen."""
+    from goodhartlab.config.seed_paths import expand_seeds
     from goodhartlab.errors import ConfigError
     from goodhartlab.models.loading import freeze
     from goodhartlab.models.reward import ensemble_members, load_reward_model
     from goodhartlab.recipes.toy_inputs import resolve_reward_source
 
     paths: list[Path] = []
-    for source in cfg.reward_models:
+    for source in expand_seeds(cfg.reward_models, cfg.seeds, "reward.reward_models"):
         paths += [p.resolve() for p in ensemble_members(resolve_reward_source(source))]
     if not paths and cfg.kind == "proxy":
         raise ConfigError("reward.kind=proxy needs at least one entry in reward.reward_models")

@@ -56,6 +56,18 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
     return logits
 
 
+def apply_repetition_penalty(
+    logits: torch.Tensor, seen: torch.Tensor, penalty: float
+) -> torch.Tensor:
+    """CTRL's repetition penalty as transformers applies it: the logit of every token already in
+    the row (prompt or response) is divided by `penalty` when positive, multiplied when not.
+
+    Shape: logits (B, V) float, seen (B, V) bool -> (B, V). penalty 1 changes nothing.
+    """
+    penalized = torch.where(logits < 0, logits * penalty, logits / penalty)
+    return torch.where(seen, penalized, logits)
+
+
 def _forward_arguments(model: Any) -> tuple[str, dict[str, int]]:
     """The KV-cache argument's name and the prompt pass's "last logits only" option.
 
@@ -99,11 +111,15 @@ def sample(
     top_k: int = 0,
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
+    repetition_penalty: float = 1.0,
 ) -> Generation:
     """Sample up to `max_new_tokens` per left-padded prompt, stopping each row at eos.
 
     Deterministic for a seeded `generator` on the same device. The model's train/eval mode is
     left as it is (callers put frozen policies in eval mode; dropout stays theirs to choose).
+    `repetition_penalty` != 1 penalizes tokens already in the row (`apply_repetition_penalty`;
+    padding does not count) before temperature and top-k/top-p, as transformers orders them;
+    the logprobs are then those of the penalized distribution.
     """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -122,13 +138,22 @@ def sample(
         **last_logits_only,
     )
     cache = out.get(cache_arg)
+    seen = None  # (B, V): tokens in each row so far, for the repetition penalty
+    if repetition_penalty != 1.0:
+        counts = torch.zeros((batch, out.logits.shape[-1]), dtype=torch.long, device=device)
+        seen = counts.scatter_add_(1, prompt_ids, prompt_mask.long()) > 0
     next_position = positions[:, -1:] + 1
     tokens = torch.full((batch, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
     logprobs = torch.zeros((batch, max_new_tokens), dtype=torch.float32, device=device)
     mask = torch.zeros((batch, max_new_tokens), dtype=torch.bool, device=device)
     rows = torch.arange(batch, device=device)  # rows still generating, into the full batch
     for t in range(max_new_tokens):
-        token, token_logprob = _next_token(out.logits[:, -1], temperature, top_k, top_p, generator)
+        logits = out.logits[:, -1]
+        if seen is not None:
+            logits = apply_repetition_penalty(logits.float(), seen[rows], repetition_penalty)
+        token, token_logprob = _next_token(logits, temperature, top_k, top_p, generator)
+        if seen is not None:
+            seen[rows, token] = True
         tokens[rows, t] = token
         logprobs[rows, t] = token_logprob
         mask[rows, t] = True

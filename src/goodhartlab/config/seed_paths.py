@@ -1,0 +1,52 @@
+"""`{seed}` placeholders in reward-model paths, filled from a `seeds` list (the seeds' convention).
+
+Why: Coste et al. name one proxy RM per seed with a pattern (`proxy_rm_path` must contain
+`{seed}`: `models/rm-pythia-44m_seed{seed}`, and `--seeds 1,2,3,4,5`), and `goodhart train-rm`
+writes its members as `RUN/rm_seed{seed}/model`. So
+`goodhart bon reward_models=['RUN/rm_seed{seed}/model'] seeds=[1,2]` means the two members.
+A path without the placeholder is used as it is; mixing is allowed (`[gold_like_rm, rm{seed}]`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from goodhartlab.errors import ConfigError
+
+PLACEHOLDER = "{seed}"
+
+
+def expand_seeds(paths: Sequence[str], seeds: Sequence[int] | None, field: str) -> list[str]:
+    """Each path with `{seed}` once per seed (in `seeds` order); other paths unchanged.
+
+    Errors (one line naming `field`): a placeholder with no seeds, seeds with no placeholder
+    (they would be ignored silently), repeated seeds, any other `{...}` in a path.
+    """
+    has = [PLACEHOLDER in p for p in paths]
+    if seeds is not None and not seeds:
+        raise ConfigError("field 'seeds': empty list; give seeds=[1,2,...] or leave it null")
+    if any(has) and seeds is None:
+        first = paths[has.index(True)]
+        raise ConfigError(
+            f"field '{field}': {first!r} has a {PLACEHOLDER} placeholder; set seeds=[1,2,...] "
+            "to fill it"
+        )
+    if seeds is not None and not any(has):
+        raise ConfigError(
+            f"field 'seeds': {list(seeds)} given but no path in '{field}' has a {PLACEHOLDER} "
+            "placeholder to fill"
+        )
+    if seeds is not None and len(set(seeds)) != len(seeds):
+        raise ConfigError(f"field 'seeds': repeated seeds in {list(seeds)}")
+    out = []
+    for path, placeholder in zip(paths, has):
+        try:
+            filled = [path.format(seed=s) for s in seeds or []] if placeholder else [path]
+            if not placeholder:
+                path.format()  # a stray {name} is an error, not a literal
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"field '{field}': {path!r}: only {PLACEHOLDER} may appear in braces ({exc})"
+            ) from None
+        out += filled
+    return out
