@@ -65,6 +65,12 @@ COMMANDS: dict[str, Command] = {
         "(also `evaluate latents`)",
         config_module="goodhartlab.config.detect_schema",
     ),
+    "score": Command(
+        "goodhartlab.recipes.score",
+        "ScoreConfig",
+        "score an existing generation file: goodhart score FILE --rm RM [--rm RM2] [--gold G]",
+        config_module="goodhartlab.config.score_schema",
+    ),
     "orpo": Command(
         "goodhartlab.recipes.orpo",
         "OrpoConfig",
@@ -275,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "evaluate" and rest[:1] == ["latents"]:  # repeated --checkpoint: a list
         command = "evaluate-latents"
         rest = importlib.import_module(COMMANDS[command].module).cli_args(rest[1:])
+    if command == "score":  # positional GENERATIONS, repeated --rm, --gold
+        rest = importlib.import_module(COMMANDS[command].module).cli_args(rest)
     rest = _flag_to_override(rest, "--checkpoint", "checkpoint")
     try:
         if command == "validate":

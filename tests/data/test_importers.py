@@ -164,3 +164,23 @@ def test_unknown_layout_names_the_columns_and_the_choices(tmp_path) -> None:
         "field 'chosen': missing column"
     )
     assert import_preferences(alpaca).format == "alpacafarm"
+
+
+def test_chat_prompts_use_the_tokenizer_chat_template_or_plain_text() -> None:
+    from goodhartlab.data.encoding import encode_reward_inputs, format_prompt
+    from goodhartlab.toyworld.vocab import build_tokenizer
+
+    tok = build_tokenizer()
+    chat = [{"role": "user", "content": "list two fruits"}]
+    assert (
+        format_prompt(tok, chat)
+        == format_prompt(tok, "list two fruits")
+        == ("[BOS] list two fruits [SEP]")
+    )
+    assert format_prompt(tok, HH_PROMPT).startswith("[BOS] list two fruits sure and more")
+    assert format_prompt(tok, chat, template="Q: {prompt} A:") == "Q: User: list two fruits A:"
+    tok.chat_template = None
+    assert format_prompt(tok, chat) == "User: list two fruits\n\nAssistant:"
+    tok = build_tokenizer()  # chat and text prompts in one batch: the same rows as text alone
+    mixed = encode_reward_inputs(tok, [chat, "list two fruits", chat], ["apple"] * 3).rows()
+    assert mixed[0] == mixed[1] == mixed[2]

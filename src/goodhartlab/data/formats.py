@@ -141,6 +141,13 @@ def instruction_prompt(rec: Record) -> str:
     return f"{instruction}\n{extra}" if extra else instruction
 
 
+def row_prompt(rec: Record, prompt_key: str | None = "prompt") -> Prompt:
+    """A prompt column when the row has one, else the seeds' instruction + input."""
+    if prompt_key and prompt_key in rec.data:
+        return _text_or_messages(rec, prompt_key)
+    return instruction_prompt(rec)
+
+
 def read_rows(path: str | Path, skip_invalid: bool) -> tuple[list[Record], int]:
     if skip_invalid:
         return read_records(path, skip_invalid=True)

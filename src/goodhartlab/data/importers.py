@@ -32,12 +32,10 @@ import numpy as np
 from goodhartlab.config.schemas import PreferenceFormat
 from goodhartlab.data.formats import (
     Preference,
-    Prompt,
-    _text_or_messages,
     alpacafarm_preference,
     convert_rows,
-    instruction_prompt,
     read_rows,
+    row_prompt,
     scored_row,
     trl_preference,
 )
@@ -131,16 +129,9 @@ def _row_function(fmt: str, keys: PairKeys, first: Record) -> Callable[[Record],
     return lambda rec: gold_labelled_preference(rec, keys.prompt)
 
 
-def _seed_prompt(rec: Record, prompt_key: str | None) -> Prompt:
-    """A prompt column when the row has one, else the seeds' instruction + input."""
-    if prompt_key and prompt_key in rec.data:
-        return _text_or_messages(rec, prompt_key)
-    return instruction_prompt(rec)
-
-
 def gold_labelled_preference(rec: Record, prompt_key: str | None = "prompt") -> Preference:
     """One row of the seeds' gold-labelled pairs (see the module docstring)."""
-    prompt = _seed_prompt(rec, prompt_key)
+    prompt = row_prompt(rec, prompt_key)
     answers = rec.sequence("answers")
     if len(answers) != 2:
         raise rec.error(f"must hold 2 answers, got {len(answers)}", "answers")

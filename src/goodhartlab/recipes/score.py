@@ -1,0 +1,161 @@
+"""`goodhart score GENERATIONS --rm RM [--rm RM2] [--gold GOLD]`: score an existing generation file.
+
+The length paper's `rmsco_outs`: answers sampled once (by `goodhart evaluate`, our PPO eval
+files, or any other tool) are scored by reward models afterwards. Reads top to bottom:
+1 the generation file (`data.generations`: prompt or instruction + input, answers or a single
+response), 2 every proxy member ({seed} filled, ensembles expanded), one at a time, the texts
+tokenized once per distinct tokenizer, 3 the members combined (`objective`) and gold (toy
+program or a gold RM), 4 each row written back with `proxy_scores` (one per answer),
+`member_scores` (with several members) and `gold_scores`, plus RUN/score_summary.json with the
+means and the proxy's Pearson r with answer length in tokens.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from goodhartlab.config.score_schema import ScoreConfig
+from goodhartlab.runs import RunDir
+
+SCORED_FILE = "scored.jsonl"
+_VALUE_FLAGS = {"--config", "--out"}  # flags of every command whose value is not GENERATIONS
+
+
+def cli_args(args: list[str]) -> list[str]:
+    """`GENERATIONS --rm A --rm B --gold G` -> `generations=... reward_models=[A, B] gold=G`."""
+    out, rms, i = [], [], 0
+    while i < len(args):
+        flag, value = [*args[i].split("=", 1), None][:2]
+        takes_next = value is None and i + 1 < len(args)
+        if flag in ("--rm", "--gold") and takes_next:
+            value, i = args[i + 1], i + 1
+        if flag == "--rm" and value is not None:
+            rms.append(value)
+        elif flag == "--gold" and value is not None:
+            out.append(f"gold={value}")
+        elif not args[i].startswith("-") and "=" not in args[i] and not _is_flag_value(args, i):
+            out.append(f"generations={args[i]}")
+        else:
+            out.append(args[i])
+        i += 1
+    return out + ([f"reward_models={json.dumps(rms)}"] if rms else [])
+
+
+def _is_flag_value(args: list[str], i: int) -> bool:
+    return i > 0 and args[i - 1] in _VALUE_FLAGS
+
+
+def check_config(cfg: ScoreConfig) -> None:
+    """Fails before anything loads: no file, nothing to score with, a bad {seed} pattern."""
+    from goodhartlab.config.seed_paths import expand_seeds
+    from goodhartlab.errors import ConfigError
+
+    if not cfg.generations:
+        raise ConfigError("goodhart score needs a generation file: goodhart score FILE --rm RM")
+    if not cfg.reward_models and cfg.gold is None:
+        raise ConfigError("nothing to score with: give --rm RM (reward_models=[...]) or --gold")
+    expand_seeds(cfg.reward_models, cfg.seeds, "reward_models")
+
+
+def member_paths(cfg: ScoreConfig) -> list[Path]:
+    """Step 2: every proxy member, {seed} filled and ensembles expanded, in order."""
+    from goodhartlab.config.seed_paths import expand_seeds
+    from goodhartlab.models.reward import ensemble_members
+    from goodhartlab.recipes.toy_inputs import resolve_reward_source
+
+    members: list[Path] = []
+    for source in expand_seeds(cfg.reward_models, cfg.seeds, "reward_models"):
+        members += [m.resolve() for m in ensemble_members(resolve_reward_source(source))]
+    return members
+
+
+def score_with(cfg: ScoreConfig, path: str | Path, encodings: Any) -> tuple[np.ndarray, Any]:
+    """Scores (N,) of one RM (loaded, used, released) and its tokenizer; NaN is an error."""
+    from goodhartlab.errors import InputError
+    from goodhartlab.models.reward import load_reward_model, score_encoded
+
+    model, tok = load_reward_model(str(path), device=cfg.device)
+    model.eval()
+    values = np.asarray(score_encoded(model, encodings.get(tok), cfg.batch_size), dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise InputError(f"reward model {path}: its score is not finite for answer {int(bad[0])}")
+    return values, tok
+
+
+def gold_scores(cfg: ScoreConfig, rows: list, prompts: list, answers: list, encodings: Any):
+    """Step 3 (gold): the toy gold program (eos flags from the file, else ended) or a gold RM."""
+    if cfg.gold == "toy":
+        from goodhartlab.errors import input_error
+        from goodhartlab.toyworld import gold_reward
+
+        ended = [e for r in rows for e in (r.ended or [True] * len(r.answers))]
+        # the toy gold reads the request; a chat prompt's request is its last message
+        texts = [p if isinstance(p, str) else p[-1]["content"] for p in prompts]
+        try:
+            return np.asarray(gold_reward(texts, answers, ended), dtype=np.float64)
+        except ValueError as exc:
+            raise input_error(f"toy gold cannot score these generations ({exc})", "gold") from None
+    return score_with(cfg, cfg.gold, encodings)[0]
+
+
+def scored_rows(rows: list, columns: dict[str, Any], counts: list[int]) -> list[dict]:
+    """Step 4: each row as read, plus its slice of every score column (lists per answer)."""
+    ends = np.cumsum(counts)
+    out = []
+    for row, end, n in zip(rows, ends, counts):
+        item = dict(row.data)
+        for key, values in columns.items():
+            if isinstance(values, dict):
+                item[key] = {k: v[end - n : end].tolist() for k, v in values.items()}
+            else:
+                item[key] = values[end - n : end].tolist()
+        out.append(item)
+    return out
+
+
+def run(cfg: ScoreConfig, run_dir: RunDir, resume: bool = False) -> dict:
+    """The whole recipe; returns the summary also written to RUN/score_summary.json."""
+    from goodhartlab.analysis.correlation import pearson
+    from goodhartlab.core.ensemble import aggregate
+    from goodhartlab.data.encoding import SharedEncodings
+    from goodhartlab.data.generations import load_generations
+    from goodhartlab.data.records import write_jsonl_atomic
+    from goodhartlab.recipes.bon import member_names
+
+    check_config(cfg)
+    rows = load_generations(cfg.generations, cfg.prompt_key, cfg.answers_key)  # 1
+    members = member_paths(cfg)  # 2 (before any model loads: a bad path fails at once)
+    counts = [len(r.answers) for r in rows]
+    prompts = [r.prompt for r in rows for _ in r.answers]
+    answers = [a for r in rows for a in r.answers]
+    encodings = SharedEncodings(prompts, answers, cfg.template)
+    columns: dict[str, Any] = {}
+    summary: dict[str, Any] = {"n_rows": len(rows), "n_answers": len(answers)}
+    if members:
+        scored = [score_with(cfg, m, encodings) for m in members]
+        stacked = np.stack([values for values, _ in scored])
+        proxy = stacked[0] if len(members) == 1 else aggregate(
+            stacked, cfg.objective, uwo_coef=cfg.uwo_coef, ddof=cfg.ddof
+        )  # fmt: skip
+        columns["proxy_scores"] = np.asarray(proxy, dtype=np.float64)
+        if len(members) > 1:
+            columns["member_scores"] = dict(zip(member_names(members), stacked))
+        tok = scored[0][1]
+        lengths = [len(tok(a, add_special_tokens=False)["input_ids"]) for a in answers]
+        summary |= {"members": [str(m) for m in members], "proxy_mean": float(proxy.mean()),
+                    "proxy_length_pearson": pearson(proxy, np.asarray(lengths))}  # fmt: skip
+    if cfg.gold is not None:  # 3
+        columns["gold_scores"] = gold_scores(cfg, rows, prompts, answers, encodings)
+        summary["gold_mean"] = float(columns["gold_scores"].mean())
+    output = Path(cfg.output) if cfg.output else run_dir.file(SCORED_FILE)
+    write_jsonl_atomic(output, scored_rows(rows, columns, counts))  # 4
+    summary["output"] = str(output)
+    run_dir.write_json("score_summary.json", summary)
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in summary.items() if k.endswith("_mean"))
+    print(f"score: {shown} over {len(answers)} answers -> {output}")
+    return summary

@@ -1,0 +1,31 @@
+"""`{seed}` placeholders in reward-model paths (the seeds' proxy_rm_path convention)."""
+
+import pytest
+
+from goodhartlab.config.seed_paths import expand_seeds
+from goodhartlab.errors import ConfigError
+
+
+def test_placeholders_expand_in_seed_order_and_plain_paths_stay() -> None:
+    paths = ["gold_rm", "runs/rm_seed{seed}/model"]
+    assert expand_seeds(paths, [3, 1], "reward_models") == [
+        "gold_rm", "runs/rm_seed3/model", "runs/rm_seed1/model",
+    ]  # fmt: skip
+    assert expand_seeds(["a", "b"], None, "reward_models") == ["a", "b"]
+    assert expand_seeds(["m_{seed}_{seed}"], [2], "x") == ["m_2_2"]
+
+
+@pytest.mark.parametrize(
+    ("paths", "seeds", "message"),
+    [
+        (["rm{seed}"], None, "field 'f': 'rm{seed}' has a {seed} placeholder; set seeds=[1,2,...]"),
+        (["rm"], [1], "field 'seeds': [1] given but no path in 'f' has a {seed} placeholder"),
+        (["rm{seed}"], [1, 1], "field 'seeds': repeated seeds in [1, 1]"),
+        (["rm{seed}"], [], "field 'seeds': empty list"),
+        (["rm{seed}_{run}"], [1], "field 'f': 'rm{seed}_{run}': only {seed} may appear in braces"),
+    ],
+)
+def test_bad_patterns_are_one_line_config_errors(paths, seeds, message) -> None:
+    with pytest.raises(ConfigError) as err:
+        expand_seeds(paths, seeds, "f")
+    assert str(err.value).startswith(message)
