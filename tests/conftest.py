@@ -67,6 +67,25 @@ def tiny_ppo_models(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def toy_rm_seeds(tmp_path_factory):
+    """Two random-init toy RMs as train-rm writes them: ROOT/rm_seed{1,2}/model + ensemble.json."""
+    from goodhartlab.models.reward import (
+        load_reward_model,
+        save_reward_model,
+        write_ensemble_manifest,
+    )
+
+    root = tmp_path_factory.mktemp("toy_rm_seeds")
+    for seed in (1, 2):
+        model, tok = load_reward_model("toy:rm", device="cpu", seed=seed)
+        save_reward_model(model, tok, root / f"rm_seed{seed}" / "model", 0.0, 1.0)
+    write_ensemble_manifest(
+        root / "ensemble.json", [{"seed": s, "path": f"rm_seed{s}/model"} for s in (1, 2)]
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
 def ppo_smoke_args():
     """`args(out, models, *extra)`: `goodhart ppo --config smoke` on the tiny models, short."""
 

@@ -3,17 +3,28 @@ scored generations; format detection; row errors naming file, line and field."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 import pytest
 
 from goodhartlab.data.formats import Preference
 from goodhartlab.data.hh import split_transcripts, transcript_messages
 from goodhartlab.data.importers import PairKeys, import_preferences
+from goodhartlab.data.records import write_jsonl_atomic
 from goodhartlab.errors import InputError
+
+
+def jsonl(path, rows):
+    return write_jsonl_atomic(path, rows)
+
+
+def error_of(call) -> str:
+    """The one-line message of the InputError `call` raises."""
+    try:
+        call()
+    except InputError as exc:
+        return str(exc)
+    raise AssertionError("no InputError raised")
+
 
 HH_CHOSEN = (
     "\n\nHuman: list two fruits\n\nAssistant: sure\n\nHuman: and more\n\nAssistant: apple and pear"
@@ -24,17 +35,6 @@ HH_PROMPT = [
     {"role": "assistant", "content": "sure"},
     {"role": "user", "content": "and more"},
 ]
-
-
-def jsonl(path: Path, rows: list[Any]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def error_of(call: Any) -> str:
-    with pytest.raises(InputError) as err:
-        call()
-    return str(err.value)
 
 
 def test_hh_transcript_becomes_chat_prompt_and_two_replies() -> None:

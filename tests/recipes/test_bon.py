@@ -9,22 +9,14 @@ import pytest
 from goodhartlab.cli import main
 from goodhartlab.core.best_of_n import bon_curve, kl_bon
 from goodhartlab.core.ensemble import aggregate
-from goodhartlab.models.reward import load_reward_model, save_reward_model, write_ensemble_manifest
 
 NS = [1, 2, 4, 8]
 
 
 @pytest.fixture(scope="module")
-def ensemble(tmp_path_factory):
+def ensemble(toy_rm_seeds):
     """Two random-init toy RMs behind a manifest, as train-rm writes them."""
-    root = tmp_path_factory.mktemp("rms")
-    for seed in (1, 2):
-        model, tok = load_reward_model("toy:rm", device="cpu", seed=seed)
-        save_reward_model(model, tok, root / f"rm_seed{seed}" / "model", 0.0, 1.0)
-    write_ensemble_manifest(
-        root / "ensemble.json", [{"seed": s, "path": f"rm_seed{s}/model"} for s in (1, 2)]
-    )
-    return root
+    return toy_rm_seeds
 
 
 def _args(out, ensemble, *extra):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from goodhartlab.cli import main
-from goodhartlab.models.reward import load_reward_model, save_reward_model, score_texts
+from goodhartlab.models.reward import load_reward_model, score_texts
 from goodhartlab.recipes.score import cli_args
 from goodhartlab.toyworld import gold_reward
 
@@ -22,12 +22,8 @@ ROWS = [  # our eval-file layout (instruction, answers, ended), a single respons
 
 
 @pytest.fixture(scope="module")
-def rms(tmp_path_factory):
-    root = tmp_path_factory.mktemp("rms")
-    for seed in (1, 2):
-        model, tok = load_reward_model("toy:rm", device="cpu", seed=seed)
-        save_reward_model(model, tok, root / f"rm_seed{seed}" / "model", 0.0, 1.0)
-    return root
+def rms(toy_rm_seeds):
+    return toy_rm_seeds
 
 
 @pytest.fixture
