@@ -50,10 +50,22 @@ class OptimConfig:
     max_grad_norm: float = _f(1.0, "gradient clipping norm", range=POSITIVE)
 
 
+# Demonstration layouts `sft data.format=` reads (data/sft_importers.py).
+DemonstrationFormat = Literal["auto", "trl", "alpaca", "hh"]
+
+
 @dataclass
 class SFTDataConfig:
-    train: str = _f("toy", "'toy' (generate the toy world) or a prompt/completion file")
-    eval: str = _f("toy", "'toy' or a held-out prompt/completion file")
+    train: str = _f(
+        "toy", "'toy' (generate the toy world), a demonstrations file or a dataset (docs/data.md)"
+    )
+    eval: str = _f("toy", "'toy' or held-out demonstrations (file or dataset)")
+    format: DemonstrationFormat = _f(
+        "auto",
+        "layout: auto (by columns), trl (prompt/completion or conversational messages), alpaca "
+        "(instruction/input/output), hh (the chosen HH transcript: its last reply is the target)",
+    )
+    skip_invalid: bool = _f(False, "drop rows that fail validation (counted) instead of stopping")
     prompt_key: str = _f("prompt", "column holding the prompt")
     completion_key: str = _f("completion", "column holding the completion")
     template: str | None = _f(

@@ -211,12 +211,17 @@ def load_demonstrations(
     """SFT pairs from columns `prompt_key` and `completion_key` (non-empty text or messages)."""
 
     def row(rec: Record) -> Demonstration:
-        prompt = _text_or_messages(rec, prompt_key)
-        completion = _response_text(rec, completion_key, _text_or_messages(rec, completion_key))
-        return Demonstration(prompt, completion)
+        return trl_demonstration(rec, prompt_key, completion_key)
 
     items, _, skipped = convert_rows(path, row, skip_invalid)
     return _result(items, skipped, skip_invalid)
+
+
+def trl_demonstration(rec: Record, prompt_key: str, completion_key: str) -> Demonstration:
+    """One prompt/completion row (each non-empty text or messages)."""
+    prompt = _text_or_messages(rec, prompt_key)
+    completion = _response_text(rec, completion_key, _text_or_messages(rec, completion_key))
+    return Demonstration(prompt, completion)
 
 
 def load_preferences(

@@ -8,7 +8,7 @@ The saved model loads with plain `AutoModelForCausalLM.from_pretrained(RUN/model
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,12 @@ class SFTData:
     eval_completions: list[str]
     source: str
     is_toy: bool
+    read: dict[str, Any] = field(default_factory=dict)  # per split: format, rows skipped
 
 
 def load_sft_data(cfg: SFTConfig, run: RunDir) -> SFTData:
     """Step 1: the toy world's demonstrations, or the user's files."""
-    from goodhartlab.data.formats import load_demonstrations
+    from goodhartlab.data.sft_importers import import_demonstrations
 
     paths = {}
     is_toy = "toy" in (cfg.data.train, cfg.data.eval)
@@ -41,12 +42,14 @@ def load_sft_data(cfg: SFTConfig, run: RunDir) -> SFTData:
     for split in ("train", "eval"):
         value = getattr(cfg.data, split)
         paths[split] = run.file("toyworld") / f"demos_{split}.jsonl" if value == "toy" else value
-    demos = {
-        split: load_demonstrations(
-            path, prompt_key=cfg.data.prompt_key, completion_key=cfg.data.completion_key
-        )
-        for split, path in paths.items()
-    }
+    demos, read = {}, {}
+    for split, path in paths.items():
+        fmt = "trl" if getattr(cfg.data, split) == "toy" else cfg.data.format
+        demos[split], fmt, skipped = import_demonstrations(
+            path, fmt, cfg.data.prompt_key, cfg.data.completion_key,
+            skip_invalid=cfg.data.skip_invalid,
+        )  # fmt: skip
+        read[split] = {"format": fmt, "n_rows": len(demos[split]), "skipped_rows": skipped}
     return SFTData(
         [d.prompt for d in demos["train"]],
         [d.completion for d in demos["train"]],
@@ -54,6 +57,7 @@ def load_sft_data(cfg: SFTConfig, run: RunDir) -> SFTData:
         [d.completion for d in demos["eval"]],
         str(paths["train"]),
         cfg.data.train == "toy" and cfg.data.eval == "toy",
+        read,
     )
 
 
@@ -210,7 +214,7 @@ def run(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> dict:
     )
     losses = train(cfg, run_dir, model, tok, data, resume)  # 3-4
     model_dir = save_model(model, tok, run_dir.file("model"))  # 5
-    summary = {"model_dir": str(model_dir), **losses}
+    summary = {"model_dir": str(model_dir), **losses, "data": data.read}
     if cfg.sample.n_prompts > 0:  # 6
         scored = sample_and_score(cfg, model, tok, data)
         from goodhartlab.data.records import write_jsonl_atomic
