@@ -69,3 +69,11 @@ def test_save_to_disk_dir_with_split_key(tmp_path) -> None:
         read_records(f"{tmp_path / 'dd'}?split=dev")
     with pytest.raises(InputError, match="takes only the key 'split'"):
         read_records(f"{tmp_path / 'dd'}?subset=x")
+
+
+def test_hub_errors_other_than_offline_keep_their_reason(hub_cache) -> None:
+    with pytest.raises(InputError) as err:
+        read_records("testorg/tiny-prefs?split=validation")
+    message = str(err.value)
+    assert message.startswith("testorg/tiny-prefs[validation]: Hugging Face dataset did not load: ")
+    assert "validation" in message.split("load: ", 1)[1] and "\n" not in message

@@ -76,7 +76,6 @@ def load_rows(spec: DatasetSpec) -> list[dict[str, Any]]:
         import datasets
     except ImportError:  # pragma: no cover - depends on the environment
         raise input_error("reading a Hugging Face dataset needs `datasets`", spec.name) from None
-    datasets.disable_progress_bars()  # our own lines only; the bars drown them
     if Path(spec.name).is_dir():
         loaded = _from_disk(datasets, spec)
     else:
@@ -150,7 +149,10 @@ def _hub_error(spec: DatasetSpec, exc: BaseException) -> InputError:
             f"once online, or pass a save_to_disk directory",
             spec.name,
         )
-    return input_error(f"could not load Hugging Face dataset: {_short(exc)}", spec.label)
+    if _looks_missing(exc):
+        reason = "not a local file or directory, nor a dataset the Hugging Face hub has"
+        return input_error(f"{reason}: {_short(exc)}", spec.label)
+    return input_error(f"Hugging Face dataset did not load: {_short(exc)}", spec.label)
 
 
 def _looks_missing(exc: BaseException) -> bool:
