@@ -149,6 +149,28 @@ def test_evaluate_samples_per_prompt_over_an_index_range(models, tmp_path) -> No
     assert main(args) == 1  # past the last prompt: one line, exit 1
 
 
+def test_chat_prompt_files_go_through_the_chat_template(models, tmp_path, ppo_smoke_args):
+    """A prompt file of chat messages trains exactly as the same prompts as text: both are
+    rendered by the tokenizer's chat template (not as "User: ..." text inside it)."""
+    prompts = [f"list {k} {c}" for k in ("one", "two", "three") for c in ("fruits", "metals")]
+    runs = {}
+    for kind in ("text", "chat"):
+        path = tmp_path / f"{kind}.jsonl"
+        rows = [
+            {"prompt": p if kind == "text" else [{"role": "user", "content": p}]} for p in prompts
+        ]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        out = tmp_path / kind
+        args = ppo_smoke_args(
+            out, models, f"prompts={path}", "ppo.iterations=2", "eval.n_prompts=6"
+        )
+        assert main(args) == 0
+        runs[kind] = _metrics(out)
+    assert runs["chat"] == runs["text"]
+    evals = json.loads((tmp_path / "chat" / "eval" / "eval-2.json").read_text())
+    assert evals[0]["instruction"] == [{"role": "user", "content": prompts[0]}]
+
+
 def test_bad_settings_are_one_line_errors(models, tmp_path, capsys, ppo_smoke_args) -> None:
     bad = ["regularizer.kind=chi2", "regularizer.placement=reward", "regularizer.coef=0.1"]
     assert main(ppo_smoke_args(tmp_path / "a", models, *bad)) == 2

@@ -8,9 +8,9 @@ one-line `InputError` naming `file:line` (or `file row i`) and the field. With
 
 Chat prompts. A prompt is either a string or chat messages, a list of `{"role", "content"}`
 dicts (the TRL conversational form). Loaders return a string prompt as `str` and a chat
-prompt as a validated `list[dict[str, str]]`: the caller owns the tokenizer and should apply
-its chat template (with the generation prompt). Without a chat template, `messages_to_text`
-renders messages as plain text.
+prompt as a validated `list[dict[str, str]]`, kept as messages all the way to the tokenizer:
+`data.encoding.format_prompt` applies its chat template (with the generation prompt), or,
+without one, `messages_to_text`.
 
 Responses (completions, chosen, rejected, answers) are always returned as `str`. A
 conversational response (a list of messages after the prompt) becomes the content of its
@@ -77,11 +77,6 @@ def messages_to_text(messages: list[Message], add_generation_prompt: bool = Fals
         f"{_ROLE_NAMES.get(m['role'], m['role'].capitalize())}: {m['content']}" for m in messages
     )
     return text + "\n\nAssistant:" if add_generation_prompt else text
-
-
-def prompt_text(prompt: Prompt) -> str:
-    """A loaded prompt as text for a tokenizer: itself, or its messages rendered for generation."""
-    return prompt if isinstance(prompt, str) else messages_to_text(prompt, True)
 
 
 def split_common_prefix(chosen: str, rejected: str) -> tuple[str, str, str]:
@@ -194,11 +189,6 @@ def load_prompts(
         path, lambda rec: _text_or_messages(rec, prompt_key), skip_invalid
     )
     return _result(items, skipped, skip_invalid)
-
-
-def load_prompt_texts(path: str | Path) -> list[str]:
-    """Prompts of a file as text (chat prompts rendered by `prompt_text`), for generation."""
-    return [prompt_text(p) for p in load_prompts(path)]
 
 
 def load_demonstrations(

@@ -36,7 +36,7 @@ class Scored:
     proxy maps a member key (its resolved path) to (P, N).
     """
 
-    prompts: list[str]
+    prompts: list[Any]  # text, or chat messages (rendered by the tokenizer's chat template)
     answers: list[list[str]]
     ended: np.ndarray | None = None
     gold: np.ndarray | None = None
@@ -69,12 +69,12 @@ def save_scored(run: RunDir, scored: Scored) -> Path:
 
 def load_scored(path: str | Path) -> Scored:
     """Our scored file (with ended and proxy_scores) or the seeds' layout (gold only)."""
-    from goodhartlab.data.formats import load_scored_generations, prompt_text
+    from goodhartlab.data.formats import load_scored_generations
     from goodhartlab.data.records import read_records
 
     gens = load_scored_generations(path)
     n = gens.gold_scores.shape[1]
-    prompts = [prompt_text(p) for p in gens.prompts]
+    prompts = list(gens.prompts)  # chat prompts stay messages: the chat template renders them
     records = read_records(path)
     ended, proxy = None, {}
     if "ended" in records[0].data:
@@ -111,7 +111,7 @@ def _member(rec: Any, key: str, n: int) -> list[Any]:
 
 def sample_generations(cfg: BonConfig) -> Scored:
     """Step 1 (sampling): N answers per prompt from the policy, with eos flags."""
-    from goodhartlab.data.formats import load_prompt_texts
+    from goodhartlab.data.formats import load_prompts
     from goodhartlab.models import load_policy
     from goodhartlab.recipes.toy_inputs import resolve_source
     from goodhartlab.rollout.sampling import sample_texts
@@ -125,7 +125,7 @@ def sample_generations(cfg: BonConfig) -> Scored:
             p.text for p in sample_prompts(g.n_prompts, np.random.default_rng(cfg.seed + 1000))
         ]
     else:
-        prompts = load_prompt_texts(g.prompts)[: g.n_prompts]
+        prompts = load_prompts(g.prompts)[: g.n_prompts]  # chat prompts stay messages
     policy, tok = load_policy(resolve_source(g.policy), device=cfg.device)
     policy.eval()
     repeated = [p for p in prompts for _ in range(g.n_samples)]

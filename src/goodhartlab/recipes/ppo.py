@@ -190,7 +190,7 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole recipe; returns the summary also written to RUN/ppo_summary.json."""
     import torch
 
-    from goodhartlab.data.formats import load_prompt_texts
+    from goodhartlab.data.formats import load_prompts
     from goodhartlab.models import save_model
     from goodhartlab.recipes.ppo_detect import make_monitor
     from goodhartlab.recipes.ppo_eval import eval_prompts
@@ -203,7 +203,7 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
     torch.manual_seed(cfg.seed)
     source = resolve_source(cfg.policy.source)
     checkpoint = run_dir.latest_checkpoint() if resume else None
-    pool = None if cfg.prompts == "toy" else load_prompt_texts(cfg.prompts)  # bad file: fail fast
+    pool = None if cfg.prompts == "toy" else load_prompts(cfg.prompts)  # bad file: fail fast
     held_out = eval_prompts(cfg.prompts, cfg.eval.n_prompts)
     state = build_state(cfg, source, checkpoint)  # 2
     models = load_reward_models(cfg.reward, state.device)

@@ -28,9 +28,9 @@ def eval_prompts(source: str, n: int) -> list[str]:
         from goodhartlab.toyworld.teacher import sample_prompts
 
         return [p.text for p in sample_prompts(n, np.random.default_rng(EVAL_PROMPT_SEED))]
-    from goodhartlab.data.formats import load_prompt_texts
+    from goodhartlab.data.formats import load_prompts
 
-    return load_prompt_texts(source)[:n]
+    return load_prompts(source)[:n]  # chat prompts stay messages: the chat template renders them
 
 
 @dataclass

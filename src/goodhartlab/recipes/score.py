@@ -94,10 +94,8 @@ def gold_scores(cfg: ScoreConfig, rows: list, prompts: list, answers: list, enco
         from goodhartlab.toyworld import gold_reward
 
         ended = [e for r in rows for e in (r.ended or [True] * len(r.answers))]
-        # the toy gold reads the request; a chat prompt's request is its last message
-        texts = [p if isinstance(p, str) else p[-1]["content"] for p in prompts]
         try:
-            return np.asarray(gold_reward(texts, answers, ended), dtype=np.float64)
+            return np.asarray(gold_reward(prompts, answers, ended), dtype=np.float64)
         except ValueError as exc:
             raise input_error(f"toy gold cannot score these generations ({exc})", "gold") from None
     return score_with(cfg, cfg.gold, encodings)[0]

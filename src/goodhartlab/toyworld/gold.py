@@ -106,6 +106,8 @@ def breakdown(prompt: str | Prompt, response: str, has_eos: bool | None = None) 
     `has_eos`: whether generation ended with eos. When None it is read from the text (an "[EOS]"
     word at the end), so decoded text with special tokens kept works as is.
     """
+    if isinstance(prompt, list):  # a chat prompt (data formats keep them as messages): the
+        prompt = prompt[-1]["content"]  # request is its last message
     parsed = prompt if isinstance(prompt, Prompt) else parse_prompt(prompt)
     words = response.split()
     if has_eos is None:
