@@ -84,7 +84,7 @@ def reference(pairs, tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("trl")
     files = [write(tmp / f"{s}.jsonl", [as_format("trl", r, i) for i, r in enumerate(pairs[s])])
              for s in ("train", "eval")]  # fmt: skip
-    return train(tmp, "run", *files, "data.format=trl")
+    return train(tmp, "run", *files, "data.format=trl") | {"run_dir": tmp / "run"}
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -132,3 +132,19 @@ def test_uncached_hub_id_fails_in_one_line_and_leaves_nothing(tmp_path, capsys, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Anthropic/hh-rlhf: " in err[0] and "hub is offline" in err[0]
     assert not out.exists()
+
+
+def test_evaluate_rm_reads_the_same_formats(pairs, reference, tmp_path) -> None:
+    """`goodhart evaluate rm` reads held-out pairs through the same importers."""
+    held_out = write(
+        tmp_path / "hh.jsonl", [as_format("hh", r, i) for i, r in enumerate(pairs["eval"])]
+    )
+    out = tmp_path / "ev"
+    rm = reference["run_dir"] / "rm_seed1" / "model"
+    args = ["evaluate", "rm", f"rm={rm}", f"data.eval={held_out}", "device=cpu",
+            "write_score_stats=false", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads((out / "rm_eval.json").read_text())
+    assert report["data"] == {"format": "hh", "n_pairs": 48, "skipped_rows": 0}
+    got, ref = report["members"]["rm_seed1"], reference["members"]["1"]
+    assert got["accuracy_vs_labels"] == pytest.approx(ref["accuracy_vs_labels"])

@@ -50,6 +50,17 @@ class OptimConfig:
     max_grad_norm: float = _f(1.0, "gradient clipping norm", range=POSITIVE)
 
 
+# Preference-file layouts `data.format=` reads (data/importers.py); "auto" tells them by columns.
+PreferenceFormat = Literal["auto", "trl", "hh", "alpacafarm", "gold_labelled", "scored_generations"]
+_FORMAT_HELP = (
+    "layout of preference files: auto (by columns), trl (prompt/chosen/rejected, implicit or "
+    "conversational), hh (Anthropic HH transcripts), alpacafarm (output_1/output_2/preference), "
+    "gold_labelled (the seeds' answers[2] + preference 0/1), scored_generations (answers + "
+    "gold_scores: pairs by gold)"
+)
+_SKIP_HELP = "drop rows that fail validation (counted in the summary) instead of stopping"
+
+
 # Demonstration layouts `sft data.format=` reads (data/sft_importers.py).
 DemonstrationFormat = Literal["auto", "trl", "alpaca", "hh"]
 
@@ -65,7 +76,7 @@ class SFTDataConfig:
         "layout: auto (by columns), trl (prompt/completion or conversational messages), alpaca "
         "(instruction/input/output), hh (the chosen HH transcript: its last reply is the target)",
     )
-    skip_invalid: bool = _f(False, "drop rows that fail validation (counted) instead of stopping")
+    skip_invalid: bool = _f(False, _SKIP_HELP)
     prompt_key: str = _f("prompt", "column holding the prompt")
     completion_key: str = _f("completion", "column holding the completion")
     template: str | None = _f(
@@ -111,17 +122,6 @@ class ToyWorldConfig:
 @dataclass
 class DemoConfig:
     sft: SFTConfig = _f(SFTConfig, "the SFT stage (its data.toy is the toy world)")
-
-
-# Preference-file layouts `data.format=` reads (data/importers.py); "auto" tells them by columns.
-PreferenceFormat = Literal["auto", "trl", "hh", "alpacafarm", "gold_labelled", "scored_generations"]
-_FORMAT_HELP = (
-    "layout of preference files: auto (by columns), trl (prompt/chosen/rejected, implicit or "
-    "conversational), hh (Anthropic HH transcripts), alpacafarm (output_1/output_2/preference), "
-    "gold_labelled (the seeds' answers[2] + preference 0/1), scored_generations (answers + "
-    "gold_scores: pairs by gold)"
-)
-_SKIP_HELP = "drop rows that fail validation (counted in the summary) instead of stopping"
 
 
 @dataclass

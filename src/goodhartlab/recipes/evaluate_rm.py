@@ -189,6 +189,8 @@ def run(cfg: EvaluateRMConfig, run_dir: RunDir, resume: bool = False) -> dict:
         raise input_error("no reward model given: set rm=DIR (an RM dir or an ensemble run dir)")
     pairs = load_eval_pairs(cfg, run_dir)  # 1
     members, report, all_scores = [], {"members": {}}, []
+    if pairs.read:  # a file's format and the rows skipped
+        report["data"] = pairs.read
     for path in ensemble_members(cfg.rm):  # 2
         model, tok = load_reward_model(str(path), device=cfg.device)
         model.eval()
