@@ -184,3 +184,19 @@ def test_chat_prompts_use_the_tokenizer_chat_template_or_plain_text() -> None:
     tok = build_tokenizer()  # chat and text prompts in one batch: the same rows as text alone
     mixed = encode_reward_inputs(tok, [chat, "list two fruits", chat], ["apple"] * 3).rows()
     assert mixed[0] == mixed[1] == mixed[2]
+
+
+def test_hh_turns_keep_their_roles_in_a_real_chat_template() -> None:
+    """A ChatML-style template (as Qwen2's) sees every HH turn with its role."""
+    from goodhartlab.data.encoding import format_prompt
+    from goodhartlab.toyworld.vocab import build_tokenizer
+
+    tok = build_tokenizer()
+    tok.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    assert format_prompt(tok, HH_PROMPT) == (
+        "<|im_start|>user\nlist two fruits<|im_end|>\n<|im_start|>assistant\nsure<|im_end|>\n"
+        "<|im_start|>user\nand more<|im_end|>\n<|im_start|>assistant\n"
+    )
