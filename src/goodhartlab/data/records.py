@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, overload
 
+from goodhartlab.data.hub import DatasetSpec, load_rows, parse_spec
 from goodhartlab.errors import InputError, input_error
 from goodhartlab.runs.atomic import atomic_write_text, json_safe
 
@@ -141,9 +142,7 @@ def read_records(
     are dropped and the result is `(records, n_skipped)`. A missing file, an unknown suffix and
     a file with no rows always raise.
     """
-    from goodhartlab.data import hub
-
-    spec = hub.parse_spec(str(path))
+    spec = parse_spec(str(path))
     if spec is not None:
         records, skipped = _dataset_records(spec), 0
     else:
@@ -159,8 +158,6 @@ def read_records(
 
 def _dispatch(path: Path, skip_invalid: bool) -> tuple[list[Record], int]:
     if path.is_dir():
-        from goodhartlab.data.hub import DatasetSpec
-
         return _dataset_records(DatasetSpec(str(path))), 0
     suffix = path.suffix.lower()
     if suffix in _JSONL:
@@ -280,10 +277,8 @@ def _read_parquet(path: Path) -> list[Record]:
     return [Record(row, i, path, by_row=True) for i, row in enumerate(rows)]
 
 
-def _dataset_records(spec: Any) -> list[Record]:
+def _dataset_records(spec: DatasetSpec) -> list[Record]:
     """Rows of a hub dataset or save_to_disk dir (`data.hub`), located by the spec's label."""
-    from goodhartlab.data.hub import load_rows
-
     where = Path(spec.label)
     return [Record(row, i, where, by_row=True) for i, row in enumerate(load_rows(spec))]
 
