@@ -22,8 +22,9 @@ from goodhartlab.runs import RunDir
 EVAL_PROMPT_SEED = 424242  # one fixed held-out set, whatever the run's seed, so runs compare
 
 
-def eval_prompts(source: str, n: int) -> list[str]:
-    """Toy prompts from a fixed stream apart from training, or the first n of a prompt file."""
+def eval_prompts(source: str, n: int) -> list[Any]:
+    """Toy prompts from a fixed stream apart from training, or the first n of a prompt file
+    (text, or chat messages that the tokenizer's chat template renders)."""
     if source == "toy":
         from goodhartlab.toyworld.teacher import sample_prompts
 
@@ -148,7 +149,7 @@ def evaluate_policy(
     return Evaluation(metrics, rows, [int(n) for n in lengths], [bool(e) for e in ended], scores)
 
 
-def prompt_range(cfg: EvaluateConfig) -> list[str]:
+def prompt_range(cfg: EvaluateConfig) -> list[Any]:
     """Prompts [prompt_start, prompt_start + n_prompts) of the file (toy: of the fixed stream
     drawn to that length); a start past the end is an error, a short file gives what it has."""
     from goodhartlab.errors import input_error
