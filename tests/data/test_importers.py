@@ -200,3 +200,19 @@ def test_hh_turns_keep_their_roles_in_a_real_chat_template() -> None:
         "<|im_start|>user\nlist two fruits<|im_end|>\n<|im_start|>assistant\nsure<|im_end|>\n"
         "<|im_start|>user\nand more<|im_end|>\n<|im_start|>assistant\n"
     )
+
+
+def test_prompt_files_in_the_seeds_layouts(tmp_path) -> None:
+    from goodhartlab.data.formats import load_prompts
+
+    alpaca = jsonl(
+        tmp_path / "a.jsonl", [{"instruction": "sum", "input": "1 2"}, {"instruction": "hi"}]
+    )
+    assert load_prompts(alpaca) == ["sum\n1 2", "hi"]  # AlpacaFarm val prompts (Coste's eval set)
+    chat = [{"role": "user", "content": "hi"}]
+    length_paper = jsonl(tmp_path / "c.jsonl", [{"context_messages": chat, "class": "helpful"}])
+    assert load_prompts(length_paper) == [chat]
+    both = jsonl(tmp_path / "b.jsonl", [{"prompt": "p", "instruction": "i"}])
+    assert load_prompts(both) == ["p"]  # the prompt column wins
+    neither = jsonl(tmp_path / "n.jsonl", [{"question": "q"}])
+    assert error_of(lambda: load_prompts(neither)) == f"{neither}:1: field 'prompt': missing column"

@@ -183,11 +183,17 @@ def load_prompts(
 ) -> list[Prompt] | tuple[list[Prompt], int]:
     """Prompts (str, or chat messages) from column `prompt_key`; see the module docstring.
 
-    Returns the list, or `(prompts, n_skipped)` with `skip_invalid=True`.
+    When the first row has no such column, the layouts the seeds' prompt sets come in are read:
+    `context_messages` (the length paper's PPO prompts) or `instruction` (+ `input`, the
+    AlpacaFarm splits). Returns the list, or `(prompts, n_skipped)` with `skip_invalid=True`.
     """
-    items, _, skipped = convert_rows(
-        path, lambda rec: _text_or_messages(rec, prompt_key), skip_invalid
-    )
+    read = read_rows(path, skip_invalid)
+    first = read[0][0].data
+    key = prompt_key if prompt_key in first else next(
+        (k for k in ("context_messages", "instruction") if k in first), prompt_key
+    )  # fmt: skip
+    row = instruction_prompt if key == "instruction" else (lambda rec: _text_or_messages(rec, key))
+    items, _, skipped = convert_rows(path, row, skip_invalid, read)
     return _result(items, skipped, skip_invalid)
 
 
