@@ -88,8 +88,9 @@ def test_zero_coefficient_equals_plain_ppo(tmp_path) -> None:
 
 def test_bc_reproduces_the_scripted_tomato_controller(tmp_path) -> None:
     from goodhartlab.envs import ENVS
+    from goodhartlab.envs.tomato import TomatoController
     from goodhartlab.models.gym_policy import load_policy
-    from goodhartlab.recipes.base_policies import TomatoController, collect_controller_data
+    from goodhartlab.recipes.base_policies import collect_controller_data
 
     overrides = ["algo=bc", "env_horizon=100", "bc.episodes=16", "bc.epochs=40", "hidden=[64]"]
     results, run_dir = _run(tmp_path / "bc", overrides)

@@ -15,6 +15,7 @@ pass the sliced state as `obs`.
 from __future__ import annotations
 
 from itertools import pairwise
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,28 @@ from goodhartlab.core.occupancy import (
 )
 
 DiscBatch = torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]
+
+
+def save_discriminators(discs: list[nn.Module], path: str | Path) -> None:
+    """All discriminators' weights in one safetensors file, keys prefixed "<index>."."""
+    from safetensors.torch import save_file
+
+    tensors = {
+        f"{i}.{k}": v.detach().contiguous().cpu()
+        for i, d in enumerate(discs)
+        for k, v in d.state_dict().items()
+    }
+    save_file(tensors, str(path))
+
+
+def load_discriminators(discs: list[nn.Module], path: str | Path) -> None:
+    """Load `save_discriminators`' file into `discs` (same count and shapes), in place."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    for i, d in enumerate(discs):
+        prefix = f"{i}."
+        d.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
 
 
 class Discriminator(nn.Module):

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from goodhartlab.envs import ENVS
 from goodhartlab.models.gym_policy import GymPolicy
 from goodhartlab.rollout.gym import collect
 
@@ -46,8 +47,6 @@ def evaluate_policy(
     Episodes that end early (termination) restart in the same copy; only the first episode of
     each copy is counted, so every copy contributes exactly one return.
     """
-    from goodhartlab.envs import ENVS
-
     vec = ENVS[env_name].make_vec(episodes, **env_kwargs)
     device = next(policy.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from goodhartlab.envs import ENVS
 from goodhartlab.models.discriminator import (
     Discriminator,
     clip_weights_,
@@ -26,11 +27,12 @@ from goodhartlab.models.discriminator import (
     train_discriminator,
 )
 from goodhartlab.models.gym_policy import GymPolicy
-from goodhartlab.rollout.gym import GymRollout, collect, discriminator_state, rollout_advantages
+from goodhartlab.rollout.gym import GymRollout, collect, rollout_advantages
 
 
 def _disc_batch(env: str, rollout: GymRollout) -> tuple[torch.Tensor, torch.Tensor]:
-    return discriminator_state(env, rollout.flat("obs")), rollout.flat("actions")
+    """The discriminator's (state, action) samples: the env's state columns, all actions."""
+    return ENVS[env].discriminator_state(rollout.flat("obs")), rollout.flat("actions")
 
 
 def om_rewards(
@@ -68,15 +70,10 @@ def om_rewards(
             metrics[f"base/reward/true/{i}"] = sum(base_rollout.episode_true) / len(
                 base_rollout.episode_true
             )
-    shaping = om_shaping_reward(torch.stack(distances), st.om_coefs, _reward_clip(cfg.env))
+    clip = ENVS[cfg.env].discriminator_reward_clip
+    shaping = om_shaping_reward(torch.stack(distances), st.om_coefs, clip)
     metrics["reward/om_term"] = float(shaping.mean())
     return shaping.reshape(rollout.rewards.shape), metrics
-
-
-def _reward_clip(env: str) -> float:
-    from goodhartlab.envs import ENVS
-
-    return ENVS[env].discriminator_reward_clip
 
 
 def ppo_hyperparams(cfg):

@@ -12,10 +12,12 @@ write `ppo_summary.json`.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from goodhartlab.config.ppo_schema import PPOConfig
+from goodhartlab.models.loading import write_pretrained
 from goodhartlab.runs import RunDir
 
 
@@ -89,7 +91,8 @@ def save_state(run: RunDir, state: Any, iteration: int, keep: int) -> None:
 
     path = run.checkpoint_dir(iteration)
     extra = {"kl_coef": state.controller.coef, "reward_stats": asdict(state.reward_stats)}
-    save_checkpoint(path, state.policy, state.tokenizer, state.optimizer, iteration, extra=extra)
+    write = partial(write_pretrained, state.policy, state.tokenizer)
+    save_checkpoint(path, write, state.optimizer, iteration, extra=extra)
     if state.value_head is not None:
         save_value_head(state.value_head, path)
     else:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from goodhartlab.config.schemas import SFTConfig
+from goodhartlab.models.loading import write_pretrained
 from goodhartlab.runs import RunDir
 
 
@@ -144,7 +146,9 @@ def train(cfg: SFTConfig, run: RunDir, model: Any, tok: Any, data: SFTData, resu
                 model.train()
             run.log(done, metrics)
             if done % cfg.train.checkpoint_every == 0 and done < len(steps):
-                save_checkpoint(run.checkpoint_dir(done), model, tok, opt, done)
+                save_checkpoint(
+                    run.checkpoint_dir(done), partial(write_pretrained, model, tok), opt, done
+                )
                 run.mark_latest(done, cfg.train.keep_checkpoints)
             advance(1, info=f"loss {loss_value:.3f}")
     model.eval()

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from goodhartlab.config.schemas import TrainRMConfig
 from goodhartlab.data.formats import Preference
+from goodhartlab.models.loading import write_pretrained
 from goodhartlab.recipes.evaluate_rm import (
     PairSet,
     ensemble_disagreement,
@@ -190,7 +192,8 @@ def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, res
                 metrics["loss/ib_kl"] = kl.item()
             member.log(step + 1, {k: float(v) for k, v in metrics.items()})
             if (step + 1) % cfg.train.checkpoint_every == 0 and step + 1 < len(steps):
-                save_checkpoint(member.checkpoint_dir(step + 1), model, tok, opt, step + 1, noise)
+                write = partial(write_pretrained, model, tok)
+                save_checkpoint(member.checkpoint_dir(step + 1), write, opt, step + 1, noise)
                 carto.save(member.checkpoint_dir(step + 1) / CARTO_FILE)
                 member.mark_latest(step + 1)
             advance(1, info=f"loss {loss.item():.3f}")

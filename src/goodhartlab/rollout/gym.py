@@ -16,52 +16,14 @@ Conventions (the vector envs reset finished copies in the same step):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from goodhartlab.core.advantages import gae
+from goodhartlab.envs import ENVS
 from goodhartlab.models.gym_policy import GymPolicy
-
-GLUCOSE_CGM_CENTER, GLUCOSE_CGM_SCALE, GLUCOSE_INSULIN_SCALE = 100.0, 100.0, 10.0
-
-
-def encode_tomato(obs: dict) -> np.ndarray:
-    """One-hot agent cell + the 10 bits (the seed's flattened obs). Shape: -> (N, 36)"""
-    from goodhartlab.envs.tomato import flat_obs
-
-    return flat_obs(np.asarray(obs["agent"]), np.asarray(obs["tomatoes"]))
-
-
-def encode_glucose(obs: np.ndarray) -> np.ndarray:
-    """The seed's GlucoseModel normalization, flattened: CGM -> (x-100)/100, insulin -> 10x.
-
-    Shape: obs (N, 2, 48) -> (N, 96); columns 0..47 CGM (oldest first), 48..95 insulin
-    """
-    out = np.asarray(obs, np.float32).copy()
-    out[:, 0] = (out[:, 0] - GLUCOSE_CGM_CENTER) / GLUCOSE_CGM_SCALE
-    out[:, 1] = out[:, 1] * GLUCOSE_INSULIN_SCALE
-    return out.reshape(len(out), -1)
-
-
-OBS_ENCODERS: dict[str, Callable[..., np.ndarray]] = {
-    "tomato": encode_tomato,
-    "glucose": encode_glucose,
-}
-OBS_DIMS = {"tomato": 36, "glucose": 96}
-
-
-def discriminator_state(env_name: str, obs: torch.Tensor) -> torch.Tensor:
-    """The part of the encoded obs the discriminator sees (specs/orpo.md §1.2).
-
-    tomato: everything (one-hot cell + bits); glucose: only the last normalized CGM value.
-
-    Shape: obs (N, obs_dim) -> (N, S)
-    """
-    if env_name == "glucose":
-        return obs[:, 47:48]
-    return obs
 
 
 @dataclass
@@ -102,7 +64,7 @@ def collect(
     Each call starts fresh episodes, so an iteration's data depends only on (weights, seed,
     generator state): that makes resume exact without saving env state.
     """
-    encode = OBS_ENCODERS[env_name]
+    encode = ENVS[env_name].encode
     device = next(policy.parameters()).device
     n = vec_env.num_envs
     obs_np, _ = vec_env.reset(seed=seed)
@@ -168,8 +130,6 @@ def rollout_advantages(
 
     Shape: rewards (E, T) -> advantages (E, T), returns (E, T)
     """
-    from goodhartlab.core.advantages import gae
-
     augmented = rewards + gamma * rollout.truncation_values
     out = gae(
         augmented,
