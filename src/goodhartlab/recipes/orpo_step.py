@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from goodhartlab.core.masked import normalize
 from goodhartlab.envs import ENVS
 from goodhartlab.models.discriminator import (
     Discriminator,
@@ -141,7 +142,8 @@ def orpo_step(
         shaping, metrics = om_rewards(cfg, st, rollout, bases, discs, optimizer, base_vec, seeds)
         rewards = rewards + shaping
     advantages, returns = rollout_advantages(rollout, rewards, st.gamma, cfg.ppo.gae_lambda)
-    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    every_step = torch.ones_like(advantages, dtype=torch.bool)
+    advantages = normalize(advantages, every_step)  # over the whole batch, as RLlib does
     batch = {
         "obs": rollout.flat("obs"),
         "actions": rollout.flat("actions"),
@@ -149,7 +151,7 @@ def orpo_step(
         "old_values": rollout.flat("values")[:, None],
         "advantages": advantages.reshape(-1, 1),
         "returns": returns.reshape(-1, 1),
-        "mask": torch.ones(advantages.numel(), 1, dtype=torch.bool, device=advantages.device),
+        "mask": every_step.reshape(-1, 1),
     }
     extra = None
     if st.ad_coef != 0:
