@@ -20,6 +20,7 @@ import numpy as np
 from goodhartlab.config.bon_schema import BonConfig
 from goodhartlab.errors import InputError
 from goodhartlab.runs import RunDir
+from goodhartlab.runs.seeding import derive_seed
 
 if TYPE_CHECKING:
     from goodhartlab.data.encoding import SharedEncodings
@@ -120,10 +121,8 @@ def sample_generations(cfg: BonConfig) -> Scored:
 
     g = cfg.generate
     if g.prompts == "toy":
-        # a stream apart from the SFT/RM training prompts (those use seeds 0.. and +17)
-        prompts = [
-            p.text for p in sample_prompts(g.n_prompts, np.random.default_rng(cfg.seed + 1000))
-        ]
+        rng = np.random.default_rng(derive_seed(cfg.seed, "bon/toy_prompts"))
+        prompts = [p.text for p in sample_prompts(g.n_prompts, rng)]
     else:
         prompts = load_prompt_texts(g.prompts)[: g.n_prompts]
     policy, tok = load_policy(resolve_source(g.policy), device=cfg.device)

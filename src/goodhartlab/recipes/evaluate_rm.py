@@ -22,6 +22,7 @@ from goodhartlab.config.schemas import EvaluateRMConfig, GenerationConfig
 from goodhartlab.core.preference import preference_accuracy
 from goodhartlab.data.formats import Preference
 from goodhartlab.runs import RunDir
+from goodhartlab.runs.seeding import derive_seed
 
 
 @dataclass
@@ -174,9 +175,10 @@ def load_eval_pairs(cfg: EvaluateRMConfig, run: RunDir) -> PairSet:
     from goodhartlab.recipes.toy_inputs import resolve_source
 
     policy, tok = load_policy(resolve_source(data.policy, data.toy.seed), device=cfg.device)
-    rng = np.random.default_rng(data.toy.seed + 29)
+    rng = np.random.default_rng(derive_seed(data.toy.seed, "evaluate_rm/toy_labels"))
     pairs, rows = sample_policy_pairs(
-        policy, tok, data.n_eval_pairs, rng, seed=data.toy.seed + 2, gen=data.generation,
+        policy, tok, data.n_eval_pairs, rng, gen=data.generation,
+        seed=derive_seed(data.toy.seed, "evaluate_rm/toy_generation"),
         template=data.template, label_temperature=data.label_temperature, flip_prob=0.0,
     )  # fmt: skip
     write_jsonl_atomic(run.file("prefs_eval.jsonl"), rows)

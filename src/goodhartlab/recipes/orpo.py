@@ -34,6 +34,7 @@ from goodhartlab.models.discriminator import (
 from goodhartlab.models.gym_policy import GymPolicy, PolicySpec, load_policy, save_policy
 from goodhartlab.recipes.base_policies import behaviour_clone, collect_controller_data
 from goodhartlab.runs import RunDir
+from goodhartlab.runs.seeding import ORPO_ITERATION_STREAMS, derive_seed
 
 DISC_FILE = "discriminators.safetensors"
 
@@ -47,14 +48,6 @@ class Setup:
     om_coefs: list[float]  # already multiplied by the env's reward scale
     ad_coef: float
     device: torch.device
-
-
-def _seed(*parts: int) -> int:
-    """A distinct 63-bit seed per (run seed, iteration, stream): resume needs no RNG state."""
-    value = 0x9E3779B97F4A7C15
-    for part in parts:
-        value = (value ^ (part + 0x632BE59BD9B4E019)) * 0xBF58476D1CE4E5B9 % (1 << 63)
-    return value
 
 
 def coef_scale(info: EnvInfo, divergence: str, scale_coeffs: bool) -> float:
@@ -99,7 +92,7 @@ def clone_controller(cfg: OrpoConfig, st: Setup, out: Path) -> dict[str, Any]:
     obs, actions, returns = collect_controller_data(vec, cfg.env, controller, st.horizon, cfg.seed)
     torch.manual_seed(cfg.seed)
     policy = GymPolicy(st.spec).to(st.device)
-    gen = torch.Generator().manual_seed(_seed(cfg.seed, 0, 7))
+    gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "orpo/bc_order"))
     bc = cfg.bc
     losses = behaviour_clone(
         policy, obs, actions, bc.epochs, bc.minibatch_size, bc.lr, bc.entropy_coef, gen
@@ -139,7 +132,7 @@ def build_default_base(cfg: OrpoConfig, path: Path) -> None:
         clone_controller(base_cfg, st, path)
         return
     st.env_kwargs["randomness_eps"] = cfg.base_randomness_eps
-    torch.manual_seed(_seed(cfg.seed, 0, 1))
+    torch.manual_seed(derive_seed(cfg.seed, "orpo/base_init"))
     policy = GymPolicy(st.spec).to(st.device)
     train(base_cfg, st, policy, [], [], None, resume=False)
     save_policy(policy, path)
@@ -150,7 +143,7 @@ def make_models(cfg: OrpoConfig, st: Setup, bases: list[GymPolicy]):
 
     `init_policy`: null = random init (the seed's tomato runs), "base" = a copy of base policy 0
     (the seed's glucose runs start from the BC policy), or a policy directory."""
-    torch.manual_seed(_seed(cfg.seed, 0, 0))
+    torch.manual_seed(derive_seed(cfg.seed, "orpo/init"))
     policy = GymPolicy(st.spec).to(st.device)
     if cfg.init_policy == "base":
         policy.load_state_dict(bases[0].state_dict())
@@ -202,7 +195,12 @@ def run(cfg: OrpoConfig, run_dir: RunDir, resume: bool) -> dict[str, Any]:
         plot_returns(run_dir.path, run_dir.read_metrics())
     eval_kwargs = dict(st.env_kwargs)  # 6: evaluate
     results["eval"] = evaluate_policy(
-        policy, cfg.env, eval_kwargs, cfg.eval.episodes, st.horizon, _seed(cfg.seed, 1 << 40, 9)
+        policy,
+        cfg.env,
+        eval_kwargs,
+        cfg.eval.episodes,
+        st.horizon,
+        derive_seed(cfg.seed, "orpo/eval"),
     )
     run_dir.write_json("orpo_results.json", results)
     return results
@@ -238,7 +236,9 @@ def train(
     metrics: dict[str, float] = {}
     with progress_bar(f"orpo {cfg.env}", cfg.iterations - start) as advance:
         for it in range(start, cfg.iterations):
-            seeds = [_seed(cfg.seed, it, k) for k in range(5)]
+            seeds = {
+                k: derive_seed(cfg.seed, "orpo/iteration", it, k) for k in ORPO_ITERATION_STREAMS
+            }
             metrics = orpo_step(cfg, st, policy, bases, discs, optimizer, vec, base_vec, seeds)
             done = it + 1
             if run is not None:

@@ -37,18 +37,20 @@ def _disc_batch(env: str, rollout: GymRollout) -> tuple[torch.Tensor, torch.Tens
 
 
 def om_rewards(
-    cfg, st, rollout: GymRollout, bases, discs, optimizer, base_vec, seeds: list[int]
+    cfg, st, rollout: GymRollout, bases, discs, optimizer, base_vec, seeds: dict[str, int]
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Step b: train each discriminator, return the OM reward term (E, T) and metrics."""
     from goodhartlab.core.occupancy import om_distance, om_shaping_reward
 
     kind, dc, metrics = cfg.om_divergence_type, cfg.discriminator, {}
     current = _disc_batch(cfg.env, rollout)
-    base_gen = torch.Generator(device=st.device).manual_seed(seeds[1])
-    disc_gen = torch.Generator().manual_seed(seeds[2])
+    base_gen = torch.Generator(device=st.device).manual_seed(seeds["base_sample"])
+    disc_gen = torch.Generator().manual_seed(seeds["discriminator"])
     distances = []
     for i, (base, disc) in enumerate(zip(bases, discs)):
-        base_rollout = collect(base_vec, cfg.env, base, cfg.rollout_steps, seeds[3] + i, base_gen)
+        base_rollout = collect(
+            base_vec, cfg.env, base, cfg.rollout_steps, seeds["base_reset"] + i, base_gen
+        )
         disc_metrics = train_discriminator(
             disc,
             optimizer,
@@ -135,8 +137,10 @@ def orpo_step(
     """One iteration (a-d); returns the metrics to log."""
     from goodhartlab.rl.ppo_update import ppo_update
 
-    sample_gen = torch.Generator(device=st.device).manual_seed(seeds[0])
-    rollout = collect(vec, cfg.env, policy, cfg.rollout_steps, seeds[0] % (1 << 31), sample_gen)
+    sample_gen = torch.Generator(device=st.device).manual_seed(seeds["sample"])
+    rollout = collect(
+        vec, cfg.env, policy, cfg.rollout_steps, seeds["sample"] % (1 << 31), sample_gen
+    )
     rewards, metrics = rollout.rewards, {}
     if bases:
         shaping, metrics = om_rewards(cfg, st, rollout, bases, discs, optimizer, base_vec, seeds)
@@ -158,7 +162,7 @@ def orpo_step(
         with torch.no_grad():
             batch["base_dist_inputs"] = bases[0].dist_inputs(batch["obs"])
         extra = make_ad_loss(policy, st.ad_coef, st.gamma, cfg.action_dist_divergence_type)
-    ppo_gen = torch.Generator().manual_seed(seeds[4])
+    ppo_gen = torch.Generator().manual_seed(seeds["ppo"])
     ppo_metrics = ppo_update(
         batch, make_forward(policy), optimizer, ppo_hyperparams(cfg), ppo_gen, extra
     )

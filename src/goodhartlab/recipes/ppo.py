@@ -19,6 +19,7 @@ from typing import Any
 from goodhartlab.config.ppo_schema import PPOConfig
 from goodhartlab.models.loading import write_pretrained
 from goodhartlab.runs import RunDir
+from goodhartlab.runs.seeding import derive_seed
 
 
 def check_config(cfg: PPOConfig) -> None:
@@ -131,7 +132,7 @@ def evaluate(
 
     result = evaluate_policy(
         state.policy, state.reference, state.tokenizer, cfg.reward, models, prompts,
-        cfg.eval.generation, cfg.seed + 99, cfg.template,
+        cfg.eval.generation, derive_seed(cfg.seed, "ppo/eval_generation"), cfg.template,
     )  # fmt: skip
     write_eval_samples(run, step, result)
     metrics = {f"eval/{k}": v for k, v in result.metrics.items()}

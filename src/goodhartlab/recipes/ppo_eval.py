@@ -18,8 +18,7 @@ import torch
 from goodhartlab.config.ppo_schema import EvaluateConfig
 from goodhartlab.config.schemas import GenerationConfig
 from goodhartlab.runs import RunDir
-
-EVAL_PROMPT_SEED = 424242  # one fixed held-out set, whatever the run's seed, so runs compare
+from goodhartlab.runs.seeding import HELD_OUT_PROMPTS
 
 
 def eval_prompts(source: str, n: int) -> list[str]:
@@ -27,7 +26,7 @@ def eval_prompts(source: str, n: int) -> list[str]:
     if source == "toy":
         from goodhartlab.toyworld.teacher import sample_prompts
 
-        return [p.text for p in sample_prompts(n, np.random.default_rng(EVAL_PROMPT_SEED))]
+        return [p.text for p in sample_prompts(n, np.random.default_rng(HELD_OUT_PROMPTS))]
     from goodhartlab.data.formats import load_prompt_texts
 
     return load_prompt_texts(source)[:n]

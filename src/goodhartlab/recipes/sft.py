@@ -16,6 +16,7 @@ from typing import Any
 from goodhartlab.config.schemas import SFTConfig
 from goodhartlab.models.loading import write_pretrained
 from goodhartlab.runs import RunDir
+from goodhartlab.runs.seeding import derive_seed
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def batch_order(n: int, batch_size: int, epochs: int, seed: int) -> list[list[in
 
     steps = []
     for epoch in range(epochs):
-        gen = torch.Generator().manual_seed(seed * 7919 + epoch)
+        gen = torch.Generator().manual_seed(derive_seed(seed, "sft/epoch_order", epoch))
         perm = torch.randperm(n, generator=gen).tolist()
         steps += [perm[i : i + batch_size] for i in range(0, n, batch_size)]
     return steps

@@ -29,6 +29,7 @@ from goodhartlab.recipes.evaluate_rm import (
     sample_policy_pairs,
 )
 from goodhartlab.runs import RunDir
+from goodhartlab.runs.seeding import derive_seed
 
 CARTO_FILE = "cartography.jsonl"
 
@@ -41,14 +42,15 @@ def sample_toy_pairs(cfg: TrainRMConfig, run: RunDir) -> dict[str, PairSet]:
 
     data = cfg.data
     policy, tok = load_policy(resolve_source(data.policy, data.toy.seed), device=cfg.device)
-    rng = np.random.default_rng(data.toy.seed + 17)
+    rng = np.random.default_rng(derive_seed(data.toy.seed, "train_rm/toy_labels"))
     out = {}
     for split, n, flip in (
         ("train", data.n_train_pairs, data.label_flip_prob),
         ("eval", data.n_eval_pairs, 0.0),
     ):
         out[split], rows = sample_policy_pairs(
-            policy, tok, n, rng, seed=data.toy.seed + (split == "eval"), gen=data.generation,
+            policy, tok, n, rng, gen=data.generation,
+            seed=derive_seed(data.toy.seed, "train_rm/toy_generation", split == "eval"),
             template=data.template, label_temperature=data.label_temperature, flip_prob=flip,
         )  # fmt: skip
         write_jsonl_atomic(run.file(f"prefs_{split}.jsonl"), rows)
