@@ -32,7 +32,7 @@ def test_ppo_iteration_stream_is_what_ppo_step_draws() -> None:
 
 
 def test_unknown_stream_names_the_known_ones() -> None:
-    with pytest.raises(KeyError, match="unknown seed stream 'sft/typo'.*sft/epoch_order"):
+    with pytest.raises(KeyError, match=r"unknown seed stream 'sft/typo'.*sft/epoch_order"):
         derive_seed(0, "sft/typo")
 
 

@@ -31,7 +31,7 @@ from goodhartlab.models.discriminator import (
     load_discriminators,
     save_discriminators,
 )
-from goodhartlab.models.gym_policy import GymPolicy, PolicySpec, load_policy, save_policy
+from goodhartlab.models.gym_policy import GymPolicy, PolicySpec, load_gym_policy, save_gym_policy
 from goodhartlab.recipes.base_policies import behaviour_clone, collect_controller_data
 from goodhartlab.runs import RunDir
 from goodhartlab.runs.seeding import ORPO_ITERATION_STREAMS, derive_seed
@@ -97,7 +97,7 @@ def clone_controller(cfg: OrpoConfig, st: Setup, out: Path) -> dict[str, Any]:
     losses = behaviour_clone(
         policy, obs, actions, bc.epochs, bc.minibatch_size, bc.lr, bc.entropy_coef, gen
     )
-    save_policy(policy, out)
+    save_gym_policy(policy, out)
     return {"bc_loss": losses, "controller_true_return": float(returns.mean()), "samples": len(obs)}
 
 
@@ -108,7 +108,7 @@ def base_policies(cfg: OrpoConfig, st: Setup, run: RunDir) -> list[GymPolicy]:
         path = run.file("base_policy") if name == "auto" else Path(name)
         if name == "auto" and not (path / "policy.json").exists():
             build_default_base(cfg, path)
-        policy = load_policy(path, st.device)
+        policy = load_gym_policy(path, st.device)
         policy.requires_grad_(False)
         out.append(policy)
     return out
@@ -135,7 +135,7 @@ def build_default_base(cfg: OrpoConfig, path: Path) -> None:
     torch.manual_seed(derive_seed(cfg.seed, "orpo/base_init"))
     policy = GymPolicy(st.spec).to(st.device)
     train(base_cfg, st, policy, [], [], None, resume=False)
-    save_policy(policy, path)
+    save_gym_policy(policy, path)
 
 
 def make_models(cfg: OrpoConfig, st: Setup, bases: list[GymPolicy]):
@@ -148,7 +148,7 @@ def make_models(cfg: OrpoConfig, st: Setup, bases: list[GymPolicy]):
     if cfg.init_policy == "base":
         policy.load_state_dict(bases[0].state_dict())
     elif cfg.init_policy:
-        policy.load_state_dict(load_policy(cfg.init_policy).state_dict())
+        policy.load_state_dict(load_gym_policy(cfg.init_policy).state_dict())
     state_dim = ENVS[cfg.env].discriminator_state_dim
     dc = cfg.discriminator
     discs = [
@@ -169,32 +169,32 @@ def make_models(cfg: OrpoConfig, st: Setup, bases: list[GymPolicy]):
 
 def write_models(policy: GymPolicy, discs: list[Discriminator], directory: Path) -> None:
     """What an ORPO checkpoint holds besides the optimizer: the policy and the discriminators."""
-    save_policy(policy, directory / "policy")
+    save_gym_policy(policy, directory / "policy")
     save_discriminators(discs, directory / DISC_FILE)
 
 
 def restore_models(policy: GymPolicy, discs: list[Discriminator], directory: Path) -> None:
     """Load `write_models`' files into `policy` and `discs`, in place."""
-    policy.load_state_dict(load_policy(directory / "policy").state_dict())
+    policy.load_state_dict(load_gym_policy(directory / "policy").state_dict())
     load_discriminators(discs, directory / DISC_FILE)
 
 
 def run(cfg: OrpoConfig, run_dir: RunDir, resume: bool) -> dict[str, Any]:
     """`goodhart orpo`: train (or clone), evaluate, save; returns the results dict."""
-    from goodhartlab.recipes.orpo_eval import evaluate_policy, plot_returns
+    from goodhartlab.recipes.orpo_eval import evaluate_gym_policy, plot_returns
 
     st = setup(cfg)  # 1
     if cfg.algo == "bc":
         results = clone_controller(cfg, st, run_dir.file("policy"))
-        policy = load_policy(run_dir.file("policy"), st.device)
+        policy = load_gym_policy(run_dir.file("policy"), st.device)
     else:
         bases = base_policies(cfg, st, run_dir)  # 2
         policy, discs, optimizer = make_models(cfg, st, bases)  # 3
         results = train(cfg, st, policy, bases, discs, run_dir, resume, optimizer)  # 4, 5
-        save_policy(policy, run_dir.file("policy"))
+        save_gym_policy(policy, run_dir.file("policy"))
         plot_returns(run_dir.path, run_dir.read_metrics())
     eval_kwargs = dict(st.env_kwargs)  # 6: evaluate
-    results["eval"] = evaluate_policy(
+    results["eval"] = evaluate_gym_policy(
         policy,
         cfg.env,
         eval_kwargs,

@@ -34,7 +34,7 @@ def mean_ci(values: np.ndarray | list[float]) -> dict[str, float]:
     return {"mean": float(x.mean()), "ci95": float(half), "n": int(x.size)}
 
 
-def evaluate_policy(
+def evaluate_gym_policy(
     policy: GymPolicy,
     env_name: str,
     env_kwargs: dict[str, Any],
