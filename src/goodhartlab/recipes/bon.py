@@ -11,7 +11,6 @@ the seed), 4 result files in the seeds' layout, a summary table and plots.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,95 +18,14 @@ import numpy as np
 
 from goodhartlab.config.bon_schema import BonConfig
 from goodhartlab.errors import InputError
+from goodhartlab.recipes.bon_scored import SCORED_FILE, Scored, load_scored, save_scored
 from goodhartlab.runs import RunDir
 from goodhartlab.runs.seeding import derive_seed
 
 if TYPE_CHECKING:
     from goodhartlab.data.encoding import SharedEncodings
 
-SCORED_FILE = "scored_generations.jsonl"
 RESULTS_FILE = "bon_sampled_results.json"
-
-
-@dataclass
-class Scored:
-    """N answers per prompt, in generation order, with every score known so far.
-
-    Shape: answers P lists of N; ended (P, N) bool or None (unknown); gold (P, N) or None;
-    proxy maps a member key (its resolved path) to (P, N).
-    """
-
-    prompts: list[str]
-    answers: list[list[str]]
-    ended: np.ndarray | None = None
-    gold: np.ndarray | None = None
-    proxy: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def flat(self) -> tuple[list[str], list[str], tuple[int, int]]:
-        """(prompt per answer, answers) in row-major order, and the (P, N) shape to fold back."""
-        prompts = [p for p, row in zip(self.prompts, self.answers) for _ in row]
-        answers = [a for row in self.answers for a in row]
-        return prompts, answers, (len(self.prompts), len(self.answers[0]))
-
-    def rows(self) -> list[dict[str, Any]]:
-        out = []
-        for p, prompt in enumerate(self.prompts):
-            row: dict[str, Any] = {"prompt": prompt, "answers": self.answers[p]}
-            if self.ended is not None:
-                row["ended"] = self.ended[p].tolist()
-            if self.gold is not None:
-                row["gold_scores"] = self.gold[p].tolist()
-            row["proxy_scores"] = {k: v[p].tolist() for k, v in self.proxy.items()}
-            out.append(row)
-        return out
-
-
-def save_scored(run: RunDir, scored: Scored) -> Path:
-    from goodhartlab.data.records import write_jsonl_atomic
-
-    return write_jsonl_atomic(run.file(SCORED_FILE), scored.rows())
-
-
-def load_scored(path: str | Path) -> Scored:
-    """Our scored file (with ended and proxy_scores) or the seeds' layout (gold only)."""
-    from goodhartlab.data.formats import load_scored_generations, prompt_text
-    from goodhartlab.data.records import read_records
-
-    gens = load_scored_generations(path)
-    n = gens.gold_scores.shape[1]
-    prompts = [prompt_text(p) for p in gens.prompts]
-    records = read_records(path)
-    ended, proxy = None, {}
-    if "ended" in records[0].data:
-        ended = np.array([_fixed_list(r, "ended", n) for r in records], dtype=bool)
-    if "proxy_scores" in records[0].data:
-        keys = list(records[0].data["proxy_scores"])
-        for key in keys:
-            proxy[key] = np.array(
-                [
-                    [r.as_number(x, f"proxy_scores.{key}") for x in _member(r, key, n)]
-                    for r in records
-                ]
-            )
-    return Scored(prompts, gens.answers, ended, gens.gold_scores, proxy)
-
-
-def _fixed_list(rec: Any, key: str, n: int) -> list[Any]:
-    values = rec.sequence(key)
-    if len(values) != n:
-        raise rec.error(f"has {len(values)} entries, answers has {n}", key)
-    return values
-
-
-def _member(rec: Any, key: str, n: int) -> list[Any]:
-    scores = rec.data["proxy_scores"]
-    if not isinstance(scores, dict) or key not in scores:
-        raise rec.error(
-            f"proxy_scores has no member {key!r} (the first row has it)", "proxy_scores"
-        )
-    if not isinstance(scores[key], list) or len(scores[key]) != n:
-        raise rec.error(f"must be a list of {n} numbers", f"proxy_scores.{key}")
-    return scores[key]
 
 
 def sample_generations(cfg: BonConfig) -> Scored:
