@@ -207,6 +207,17 @@ def train_discriminator(
                 clip_weights_(disc, weight_clip)
             last_losses.append(loss.detach())
             updates += 1
+    return _training_summary(disc, cur, base, last_losses, updates)
+
+
+def _training_summary(
+    disc: Discriminator,
+    cur: torch.Tensor,
+    base: torch.Tensor,
+    last_losses: list[torch.Tensor],
+    updates: int,
+) -> dict[str, float]:
+    """`train_discriminator`'s floats, from the trained discriminator's scores on both batches."""
     cur_scores = discriminator_scores(disc, cur)
     base_scores = discriminator_scores(disc, base)
     correct = (cur_scores > 0).sum() + (base_scores <= 0).sum()
@@ -214,6 +225,6 @@ def train_discriminator(
         "loss": float(torch.stack(last_losses).mean()) if last_losses else float("nan"),
         "current_score": float(cur_scores.mean()),
         "base_score": float(base_scores.mean()),
-        "accuracy": float(correct) / n,
+        "accuracy": float(correct) / (len(cur) + len(base)),
         "updates": float(updates),
     }
