@@ -327,12 +327,12 @@ def test_an_empty_prompts_file_fails_before_models_load(tiny_ppo_models, tmp_pat
 
 def test_an_empty_prompts_file_fails_evaluate_before_the_policy_loads(tiny_ppo_models, tmp_path,
                                                                      capsys, monkeypatch) -> None:  # fmt: skip
-    import goodhartlab.models as models
+    from goodhartlab.recipes import evaluate
 
     def argv(prompts, out):
         return ["evaluate", "--config", "smoke", "device=cpu", f"checkpoint={tiny_ppo_models / 'policy'}",
                 f"reward.reward_models=[{tiny_ppo_models / 'rm'}]", f"prompts={prompts}", "--out", str(out)]  # fmt: skip
 
     _empty_prompts_fail_before_loading(
-        monkeypatch, tmp_path, capsys, models, "load_policy", "evaluate", argv
+        monkeypatch, tmp_path, capsys, evaluate, "load_policy", "evaluate", argv
     )

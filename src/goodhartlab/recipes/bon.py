@@ -247,8 +247,9 @@ def print_table(curves: dict[str, list[dict]]) -> None:
 
 def run(cfg: BonConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole recipe; returns the summary also written to RUN/bon_summary.json."""
+    # step 1. the scored generations: a resumed run keeps its own, else a given file, else sample
     stored = run_dir.file(SCORED_FILE)
-    if resume and stored.exists():  # 1: a resumed run keeps its samples and scores
+    if resume and stored.exists():
         scored, from_file = load_scored(stored), True
     elif cfg.generations is not None:
         scored, from_file = load_scored(cfg.generations), True
@@ -257,11 +258,14 @@ def run(cfg: BonConfig, run_dir: RunDir, resume: bool = False) -> dict:
     if scored.gold is None or cfg.gold not in ("auto", "file"):
         score_gold(cfg, scored, from_file)
     save_scored(run_dir, scored)
+    # step 2. every RM member's proxy scores (stored with the generations, so scored once)
     members = resolve_members(cfg)
-    score_proxies(cfg, run_dir, scored, members)  # 2
-    curves = compute_curves(cfg, scored, members)  # 3
+    score_proxies(cfg, run_dir, scored, members)
+    # step 3. the unbiased best-of-n curve per member and per ensemble objective
+    curves = compute_curves(cfg, scored, members)
     per_curve = summarize(curves)
-    write_outputs(run_dir, curves, {name: c["fit"] for name, c in per_curve.items()})  # 4
+    # step 4. result files in the seeds' layout, the table, the summary
+    write_outputs(run_dir, curves, {name: c["fit"] for name, c in per_curve.items()})
     print_table(curves)
     summary = {
         "n_prompts": len(scored.prompts),

@@ -121,16 +121,19 @@ def run(cfg: EvaluateLatentsConfig, run_dir: RunDir, resume: bool = False) -> di
 
     if not cfg.checkpoints:
         raise ConfigError("goodhart evaluate latents needs --checkpoint DIR (one or more)")
-    model, tok = load_inform(cfg.rm, cfg.device)  # 1
+    # step 1. the InfoRM whose latents are tested, and the held-out prompts
+    model, tok = load_inform(cfg.rm, cfg.device)
     prompts = eval_prompts(cfg.prompts, cfg.n_prompts)
 
-    def latents_of(source: str) -> tuple[np.ndarray, Any]:  # 2, 3
+    # step 2. a policy's answers to the prompts, and their InfoRM latents
+    def latents_of(source: str) -> tuple[np.ndarray, Any]:
         ev = answers(cfg, source, prompts)
         texts = [r["answers"][0] for r in ev.rows]
         return score_texts(model, tok, prompts, texts, return_latents=True)[1], ev
 
+    # step 3. a Gaussian fitted to the SFT policy's latents; each checkpoint's outlier rate
     sft, _ = latents_of(cfg.sft)
-    gaussian = detect.fit_gaussian(sft)  # 4
+    gaussian = detect.fit_gaussian(sft)
     results, clouds = {"sft": cfg.sft, "alpha": cfg.alpha, "checkpoints": {}}, []
     predictive = cfg.predictive and gaussian.n > gaussian.dim + 1  # else too few for F
     results["p_values"] = "F (estimated covariance)" if predictive else "chi-squared"
@@ -146,7 +149,8 @@ def run(cfg: EvaluateLatentsConfig, run_dir: RunDir, resume: bool = False) -> di
             "length": ev.metrics["length/mean"],
             "eos_rate": ev.metrics["eos_rate"],
         }
-    xy, method = embed(np.vstack([sft, *(c[1] for c in clouds)]), cfg.embedding, cfg.seed)  # 5
+    # step 4. a 2-D embedding of all latents, the plot and the results file
+    xy, method = embed(np.vstack([sft, *(c[1] for c in clouds)]), cfg.embedding, cfg.seed)
     parts = np.split(xy, np.cumsum([len(sft), *(len(c[1]) for c in clouds)])[:-1])
     panels = [(_label(s), p, out, results["checkpoints"][s]["outlier_rate"])
               for (s, _, out), p in zip(clouds, parts[1:])]  # fmt: skip

@@ -193,20 +193,23 @@ def run(cfg: EvaluateRMConfig, run_dir: RunDir, resume: bool = False) -> dict:
 
     if not cfg.rm:
         raise input_error("no reward model given: set rm=DIR (an RM dir or an ensemble run dir)")
-    pairs = load_eval_pairs(cfg, run_dir)  # 1
+    # step 1. the held-out pairs (toy: sampled and labelled by gold; or the user's file)
+    pairs = load_eval_pairs(cfg, run_dir)
+    # step 2. score them with every member: accuracy, correlations, a scatter plot each
     members, report, all_scores = [], {"members": {}}, []
-    for path in ensemble_members(cfg.rm):  # 2
+    for path in ensemble_members(cfg.rm):
         model, tok = load_reward_model(str(path), device=cfg.device)
         model.eval()
         name = path.parent.name if path.name == "model" else path.name
         scores = _scores(model, tok, pairs, cfg.data.template)
         result = score_report(scores, tok, pairs, run_dir.file(f"proxy_vs_gold_{name}.png"))
-        if cfg.write_score_stats:  # 3
+        if cfg.write_score_stats:  # step 3. the score mean/std PPO normalizes with
             write_score_stats(path, result["score_mean"], result["score_std"])
         report["members"][name] = result | {"path": str(path)}
         members.append((model, tok))
         all_scores.append(scores)
-    if len(members) > 1:  # 4
+    # step 4. the ensemble's combined scores and the members' disagreement
+    if len(members) > 1:
         stacked = np.stack(all_scores)
         combined = aggregate(stacked, cfg.ensemble.method, cfg.ensemble.uwo_coef,
                              cfg.ensemble.ddof)  # fmt: skip

@@ -183,17 +183,22 @@ def run(cfg: OrpoConfig, run_dir: RunDir, resume: bool) -> dict[str, Any]:
     """`goodhart orpo`: train (or clone), evaluate, save; returns the results dict."""
     from goodhartlab.recipes.orpo_eval import evaluate_gym_policy, plot_returns
 
-    st = setup(cfg)  # 1
-    if cfg.algo == "bc":
+    # step 1. the env's settings, the policy spec, coefficients in reward units
+    st = setup(cfg)
+    if cfg.algo == "bc":  # clone the env's scripted controller instead of training
         results = clone_controller(cfg, st, run_dir.file("policy"))
         policy = load_gym_policy(run_dir.file("policy"), st.device)
     else:
-        bases = base_policies(cfg, st, run_dir)  # 2
-        policy, discs, optimizer = make_models(cfg, st, bases)  # 3
-        results = train(cfg, st, policy, bases, discs, run_dir, resume, optimizer)  # 4, 5
+        # step 2. the base policies (built once for 'auto')
+        bases = base_policies(cfg, st, run_dir)
+        # step 3. the current policy, one discriminator per base policy, one optimizer
+        policy, discs, optimizer = make_models(cfg, st, bases)
+        # steps 4-5. resume, then the ORPO iterations (rollouts, discriminators, PPO)
+        results = train(cfg, st, policy, bases, discs, run_dir, resume, optimizer)
         save_gym_policy(policy, run_dir.file("policy"))
         plot_returns(run_dir.path, run_dir.read_metrics())
-    eval_kwargs = dict(st.env_kwargs)  # 6: evaluate
+    # step 6. true and proxy returns of the final policy on fresh episodes
+    eval_kwargs = dict(st.env_kwargs)
     results["eval"] = evaluate_gym_policy(
         policy,
         cfg.env,

@@ -201,16 +201,19 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
     from goodhartlab.recipes.toy_inputs import resolve_source
     from goodhartlab.runs.progress import progress_bar
 
-    check_config(cfg)  # 1
+    # step 1. fail fast: the config, the prompt file, the held-out prompts
+    check_config(cfg)
     torch.manual_seed(cfg.seed)
     source = resolve_source(cfg.policy.source)
     checkpoint = run_dir.latest_checkpoint() if resume else None
     pool = None if cfg.prompts == "toy" else load_prompt_texts(cfg.prompts)  # bad file: fail fast
     held_out = eval_prompts(cfg.prompts, cfg.eval.n_prompts)
-    state = build_state(cfg, source, checkpoint)  # 2
+    # step 2. policy, reference, value model, optimizer; the reward models and hacking monitor
+    state = build_state(cfg, source, checkpoint)
     models = load_reward_models(cfg.reward, state.device)
     monitor = make_monitor(cfg.detect, cfg.early_stop, cfg.reward, models, run_dir, state.device)
-    done = restore(cfg, run_dir, state, checkpoint) if checkpoint else 0  # 3
+    # step 3. resume from the latest checkpoint
+    done = restore(cfg, run_dir, state, checkpoint) if checkpoint else 0
     if done:
         monitor.restore(run_dir.read_metrics())
     if resume and not checkpoint:  # killed before the first checkpoint: its rows are re-logged
@@ -218,7 +221,8 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
     total = cfg.ppo.iterations
     if done == 0:
         run_dir.log(0, evaluate(cfg, state, models, held_out, run_dir, 0, monitor))
-    with progress_bar("ppo", total - done) as advance:  # 4
+    # step 4. the PPO iterations, evaluated every eval.every, checkpointed, maybe stopped early
+    with progress_bar("ppo", total - done) as advance:
         for it in range(done + 1, total + 1):
             metrics = ppo_iteration(cfg, state, models, it, pool)
             if (cfg.eval.every and it % cfg.eval.every == 0) or it == total:
@@ -233,7 +237,8 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
                 info=f"train reward {metrics['reward/train']:.2f} gold {metrics['reward/gold']:.2f}",
             )
     monitor.finish(state)  # after an early stop: the last unflagged evaluation's policy
-    save_model(state.policy, state.tokenizer, run_dir.file("model"))  # 5
+    # step 5. the final policy (and value model), the summary and its plots
+    save_model(state.policy, state.tokenizer, run_dir.file("model"))
     if state.value_model is not None:
         save_model(state.value_model, state.tokenizer, run_dir.file("value"))
     summary = {**summarize(run_dir), **monitor.summary_fields()}

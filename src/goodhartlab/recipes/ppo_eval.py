@@ -1,9 +1,8 @@
 """Evaluate a policy on fixed held-out prompts: proxy, gold, divergences to the reference, length.
 
 Used every `eval.every` iterations of `goodhart ppo` (metrics prefixed `eval/`, and the samples
-in RUN/eval/eval-{step}.json, see `write_eval_samples`) and by `goodhart evaluate`, which writes
-the seed's `gold_eval_with_response_ids.json` (instruction, answers, answers_ids, proxy_scores,
-gold_scores).
+in RUN/eval/eval-{step}.json, see `write_eval_samples`), by `goodhart evaluate`
+(`recipes/evaluate.py`) and by `goodhart evaluate-latents`.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from goodhartlab.config.ppo_schema import EvaluateConfig
 from goodhartlab.config.schemas import GenerationConfig
 from goodhartlab.runs import RunDir
 from goodhartlab.runs.seeding import HELD_OUT_PROMPTS
@@ -136,30 +134,3 @@ def evaluate_policy(
         for p, t, i, s, g in zip(prompts, texts, ids_rows, proxy, scores.gold)
     ]  # fmt: skip
     return Evaluation(metrics, rows, [int(n) for n in lengths], [bool(e) for e in ended], scores)
-
-
-def run(cfg: EvaluateConfig, run_dir: RunDir, resume: bool = False) -> dict:
-    """`goodhart evaluate`: answer held-out prompts with a checkpoint; proxy and gold scores."""
-    from goodhartlab.errors import ConfigError
-    from goodhartlab.models import freeze, load_policy
-    from goodhartlab.recipes.ppo_reward import load_reward_models
-    from goodhartlab.runs.atomic import atomic_write_json
-
-    if not cfg.checkpoint:
-        raise ConfigError("goodhart evaluate needs checkpoint=DIR (a policy directory)")
-    # step 1. read the prompts first: a bad or empty file fails in milliseconds, not after the
-    # policy and reward models have loaded
-    prompts = eval_prompts(cfg.prompts, cfg.n_prompts)
-    # step 2. the frozen policy and the reward models that score its answers
-    policy, tok = load_policy(cfg.checkpoint, device=cfg.device)
-    freeze(policy)
-    models = load_reward_models(cfg.reward, next(policy.parameters()).device)
-    result = evaluate_policy(
-        policy, None, tok, cfg.reward, models, prompts, cfg.generation, cfg.seed, cfg.template
-    )
-    output = Path(cfg.output or Path(cfg.checkpoint) / "gold_eval_with_response_ids.json")
-    atomic_write_json(output, result.rows)
-    run_dir.write_json("evaluate_summary.json", {"output": str(output), **result.metrics})
-    shown = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k.startswith("reward/"))
-    print(f"evaluate: {shown} on {len(prompts)} prompts -> {output}")
-    return result.metrics

@@ -202,10 +202,12 @@ def run(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> dict:
     from goodhartlab.models import load_policy, save_model
 
     torch.manual_seed(cfg.seed)
-    data = load_sft_data(cfg, run_dir)  # 1
+    # step 1. the demonstrations (toy: the teacher's, generated and cached)
+    data = load_sft_data(cfg, run_dir)
     ckpt = run_dir.latest_checkpoint() if resume else None
     source = str(ckpt) if ckpt is not None else cfg.model.source
-    model, tok = load_policy(  # 2
+    # step 2. the policy: the latest checkpoint when resuming, else the configured source
+    model, tok = load_policy(
         source,
         device=cfg.device,
         dtype=cfg.model.dtype,
@@ -213,10 +215,11 @@ def run(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> dict:
         seed=cfg.seed,
         allow_pickle_weights=cfg.model.allow_pickle_weights,
     )
-    losses = train(cfg, run_dir, model, tok, data, resume)  # 3-4
-    model_dir = save_model(model, tok, run_dir.file("model"))  # 5
+    # step 3. train (checkpoints, resume), then save the model
+    losses = train(cfg, run_dir, model, tok, data, resume)
+    model_dir = save_model(model, tok, run_dir.file("model"))
     summary = {"model_dir": str(model_dir), **losses}
-    if cfg.sample.n_prompts > 0:  # 6
+    if cfg.sample.n_prompts > 0:  # step 4. sample answers and score them by gold
         scored = sample_and_score(cfg, model, tok, data)
         from goodhartlab.data.records import write_jsonl_atomic
 

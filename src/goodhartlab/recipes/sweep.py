@@ -235,9 +235,11 @@ def run(cfg: SweepConfig, run_dir: RunDir, resume: bool = False) -> dict:
     from goodhartlab.runs.jobs import raise_for_failures, run_jobs
     from goodhartlab.runs.progress import progress_bar
 
-    planned = plan(cfg, run_dir)  # 1
-    check_config(cfg, planned)  # 2
-    with progress_bar(f"sweep {cfg.command}", len(planned)) as advance:  # 3
+    # step 1. plan the grid of jobs and check every child config before anything runs
+    planned = plan(cfg, run_dir)
+    check_config(cfg, planned)
+    # step 2. run the jobs (a failed job is reported and the others go on)
+    with progress_bar(f"sweep {cfg.command}", len(planned)) as advance:
 
         def on_result(result: Any) -> None:
             if result.status == "failed":
@@ -248,9 +250,10 @@ def run(cfg: SweepConfig, run_dir: RunDir, resume: bool = False) -> dict:
 
         jobs = [p.job for p in planned]
         results = run_jobs(jobs, cfg.workers, cfg.backend, on_result=on_result)
-    summary = aggregate(cfg, planned, results, run_dir)  # 4
+    # step 3. the table over the grid, its plot; a failure makes the sweep fail at the end
+    summary = aggregate(cfg, planned, results, run_dir)
     run_dir.write_json(SUMMARY_FILE, summary)
-    plot(run_dir, summary["table"], cfg.plot_metric)  # 5
+    plot(run_dir, summary["table"], cfg.plot_metric)
     print_table(cfg, summary)
     raise_for_failures(results)
     return summary
