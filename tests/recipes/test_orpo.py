@@ -56,7 +56,7 @@ def test_smoke_run_logs_returns_and_writes_outputs(smoke) -> None:
 
 def test_resume_after_a_crash_gives_identical_numbers(smoke, tmp_path, monkeypatch) -> None:
     results, run_dir = smoke
-    real_step, calls = orpo_step.orpo_step, {"n": 0}
+    real_step, calls = orpo.orpo_step, {"n": 0}
 
     def crashing_step(*args, **kwargs):
         calls["n"] += 1
@@ -64,10 +64,10 @@ def test_resume_after_a_crash_gives_identical_numbers(smoke, tmp_path, monkeypat
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(orpo_step, "orpo_step", crashing_step)
+    monkeypatch.setattr(orpo, "orpo_step", crashing_step)
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path / "run")
-    monkeypatch.setattr(orpo_step, "orpo_step", real_step)
+    monkeypatch.setattr(orpo, "orpo_step", real_step)
     resumed, resumed_dir = _run(tmp_path / "run", resume=True)
     assert resumed["eval"] == results["eval"]
     assert resumed_dir.read_metrics() == run_dir.read_metrics()

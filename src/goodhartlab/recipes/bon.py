@@ -16,11 +16,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from goodhartlab.analysis.fits import fit_bon_results
+from goodhartlab.analysis.plots import GoldCurve, overoptimization
+from goodhartlab.analysis.plots import curves as plot_curves
 from goodhartlab.config.bon_schema import BonConfig
-from goodhartlab.errors import InputError
+from goodhartlab.core.best_of_n import bon_curve, bon_curve_ensemble
+from goodhartlab.data.encoding import SharedEncodings
+from goodhartlab.data.formats import load_prompt_texts
+from goodhartlab.errors import InputError, input_error
+from goodhartlab.models import load_policy
+from goodhartlab.models.reward import ensemble_members, load_reward_model, score_encoded
 from goodhartlab.recipes.bon_scored import SCORED_FILE, Scored, load_scored, save_scored
+from goodhartlab.recipes.toy_inputs import resolve_reward_source, resolve_source
+from goodhartlab.rollout.sampling import sample_texts
 from goodhartlab.runs import RunDir
+from goodhartlab.runs.progress import progress_bar
 from goodhartlab.runs.seeding import derive_seed
+from goodhartlab.toyworld import gold_reward
+from goodhartlab.toyworld.teacher import sample_prompts
 
 if TYPE_CHECKING:
     from goodhartlab.data.encoding import SharedEncodings
@@ -30,12 +43,6 @@ RESULTS_FILE = "bon_sampled_results.json"
 
 def sample_generations(cfg: BonConfig) -> Scored:
     """Step 1 (sampling): N answers per prompt from the policy, with eos flags."""
-    from goodhartlab.data.formats import load_prompt_texts
-    from goodhartlab.models import load_policy
-    from goodhartlab.recipes.toy_inputs import resolve_source
-    from goodhartlab.rollout.sampling import sample_texts
-    from goodhartlab.runs.progress import progress_bar
-    from goodhartlab.toyworld.teacher import sample_prompts
 
     g = cfg.generate
     if g.prompts == "toy":
@@ -61,7 +68,6 @@ def sample_generations(cfg: BonConfig) -> Scored:
 
 def score_gold(cfg: BonConfig, scored: Scored, from_file: bool) -> None:
     """Step 1 (gold): the toy gold program, the file's gold scores, or a gold RM."""
-    from goodhartlab.errors import input_error
 
     gold = cfg.gold if cfg.gold != "auto" else ("file" if from_file else "toy")
     if gold == "file":
@@ -70,8 +76,6 @@ def score_gold(cfg: BonConfig, scored: Scored, from_file: bool) -> None:
         return
     flat_prompts, flat_answers, shape = scored.flat()
     if gold == "toy":
-        from goodhartlab.toyworld import gold_reward
-
         ends = None if scored.ended is None else scored.ended.reshape(-1).tolist()
         try:
             values = gold_reward(flat_prompts, flat_answers, ends)
@@ -79,7 +83,6 @@ def score_gold(cfg: BonConfig, scored: Scored, from_file: bool) -> None:
             raise input_error(f"toy gold cannot score these generations ({exc})", "gold") from exc
         scored.gold = np.asarray(values, dtype=np.float64).reshape(shape)
         return
-    from goodhartlab.data.encoding import SharedEncodings
 
     encodings = SharedEncodings(flat_prompts, flat_answers, cfg.reward_template)
     ((_, values),) = _score_members(cfg, [Path(gold)], encodings, "bon: gold")
@@ -91,8 +94,6 @@ def _score_members(
 ) -> Iterator[tuple[Path, np.ndarray]]:
     """(member, scores (N,)) one member at a time, so the caller can save after each; the texts
     are tokenized once per distinct tokenizer (`encodings`), not once per member."""
-    from goodhartlab.models.reward import load_reward_model, score_encoded
-    from goodhartlab.runs.progress import progress_bar
 
     with progress_bar(what, len(members)) as advance:
         for member in members:
@@ -112,8 +113,6 @@ def _score_members(
 
 def resolve_members(cfg: BonConfig) -> list[Path]:
     """Every RM member named by cfg.reward_models (ensembles expanded), in order."""
-    from goodhartlab.models.reward import ensemble_members
-    from goodhartlab.recipes.toy_inputs import resolve_reward_source
 
     members: list[Path] = []
     for source in cfg.reward_models:
@@ -124,7 +123,6 @@ def resolve_members(cfg: BonConfig) -> list[Path]:
 def score_proxies(cfg: BonConfig, run: RunDir, scored: Scored, members: list[Path]) -> None:
     """Step 2: score with each member not already in `scored.proxy`; save after each member.
     The answers are tokenized once and shared by every member with the same tokenizer."""
-    from goodhartlab.data.encoding import SharedEncodings
 
     flat_prompts, flat_answers, shape = scored.flat()
     todo = [m for m in members if str(m) not in scored.proxy]
@@ -155,7 +153,6 @@ def member_names(members: list[Path]) -> list[str]:
 
 def compute_curves(cfg: BonConfig, scored: Scored, members: list[Path]) -> dict[str, list[dict]]:
     """Step 3: one curve per member and, with >= 2 members, per ensemble objective."""
-    from goodhartlab.core.best_of_n import bon_curve, bon_curve_ensemble
 
     assert scored.gold is not None
     curves: dict[str, list[dict]] = {}
@@ -183,7 +180,6 @@ def compute_curves(cfg: BonConfig, scored: Scored, members: list[Path]) -> dict[
 def summarize(curves: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
     """Peak gold, the n where it peaks, gold/proxy at the largest n, and the fitted Gao et al.
     best-of-n curve (d* and peak with intervals, `analysis.fits`), per curve."""
-    from goodhartlab.analysis.fits import fit_bon_results
 
     out = {}
     for name, rows in curves.items():
@@ -205,8 +201,6 @@ def write_outputs(
 ) -> None:
     """Step 4: RUN/<single|ensemble>/<name>/bon_sampled_results.json and the plots (one with
     the fitted curves and their predicted peaks)."""
-    from goodhartlab.analysis.plots import GoldCurve, overoptimization
-    from goodhartlab.analysis.plots import curves as plot_curves
 
     for name, rows in curves.items():
         run.write_json(f"{name}/{RESULTS_FILE}", rows)

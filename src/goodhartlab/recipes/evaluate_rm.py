@@ -18,11 +18,29 @@ from typing import Any
 import numpy as np
 import torch
 
+from goodhartlab.analysis.correlation import pairwise_agreement, pearson, spearman
+from goodhartlab.analysis.plots import scatter
 from goodhartlab.config.schemas import EvaluateRMConfig, GenerationConfig
+from goodhartlab.core.ensemble import aggregate, ensemble_std
 from goodhartlab.core.preference import preference_accuracy
-from goodhartlab.data.formats import Preference
+from goodhartlab.data.formats import Preference, load_preferences
+from goodhartlab.data.records import read_records, write_jsonl_atomic
+from goodhartlab.errors import input_error
+from goodhartlab.models import load_policy
+from goodhartlab.models.reward import (
+    ensemble_members,
+    load_reward_model,
+    score_members,
+    score_texts,
+    write_score_stats,
+)
+from goodhartlab.recipes.toy_inputs import resolve_source
+from goodhartlab.rollout.sampling import sample_texts
 from goodhartlab.runs import RunDir
 from goodhartlab.runs.seeding import derive_seed
+from goodhartlab.toyworld import perturb
+from goodhartlab.toyworld.preferences import label_pairs
+from goodhartlab.toyworld.teacher import sample_prompts
 
 
 @dataclass
@@ -50,9 +68,6 @@ def sample_policy_pairs(
 
     Returns the pairs and their JSONL rows (with gold scores and the flip flag).
     """
-    from goodhartlab.rollout.sampling import sample_texts
-    from goodhartlab.toyworld.preferences import label_pairs
-    from goodhartlab.toyworld.teacher import sample_prompts
 
     prompts = [p.text for p in sample_prompts(n, rng)]
     twice = [p for p in prompts for _ in range(2)]
@@ -78,8 +93,6 @@ def sample_policy_pairs(
 
 def read_pair_file(path: str | Path, prompt_key: str | None, chosen_key: str, rejected_key: str):
     """A preference file as a PairSet; gold columns are kept when every row has them."""
-    from goodhartlab.data.formats import load_preferences
-    from goodhartlab.data.records import read_records
 
     pairs = load_preferences(
         path, prompt_key=prompt_key, chosen_key=chosen_key, rejected_key=rejected_key
@@ -103,7 +116,6 @@ def evaluate_member(
 
 def score_report(scores: np.ndarray, tok: Any, pairs: PairSet, plot: str | Path | None) -> dict:
     """The evaluation figures of scores (2N,) = chosen then rejected sides of N pairs."""
-    from goodhartlab.analysis.correlation import pairwise_agreement, pearson, spearman
 
     n = len(pairs.pairs)
     responses = [p.chosen for p in pairs.pairs] + [p.rejected for p in pairs.pairs]
@@ -126,8 +138,6 @@ def score_report(scores: np.ndarray, tok: Any, pairs: PairSet, plot: str | Path 
         result["rank_corr_gold"] = spearman(scores, gold)
         result["gold_length_pearson"] = pearson(gold, lengths)
         if plot is not None:
-            from goodhartlab.analysis.plots import scatter
-
             scatter(plot, gold, scores, "gold", "proxy (RM score)",
                     "RM score vs gold on policy samples")  # fmt: skip
     return result
@@ -140,9 +150,6 @@ def ensemble_disagreement(members: list, pairs: PairSet, template: str | None) -
     seeds); `ensemble_zstd/*` first standardizes each member by its mean/std on the policy
     samples, so members with a larger score scale do not dominate.
     """
-    from goodhartlab.core.ensemble import ensemble_std
-    from goodhartlab.models.reward import score_members
-    from goodhartlab.toyworld import perturb
 
     rng = np.random.default_rng(0)
     prompts = [p.prompt for p in pairs.pairs]
@@ -170,9 +177,6 @@ def load_eval_pairs(cfg: EvaluateRMConfig, run: RunDir) -> PairSet:
     data = cfg.data
     if data.eval != "toy":
         return read_pair_file(data.eval, data.prompt_key, data.chosen_key, data.rejected_key)
-    from goodhartlab.data.records import write_jsonl_atomic
-    from goodhartlab.models import load_policy
-    from goodhartlab.recipes.toy_inputs import resolve_source
 
     policy, tok = load_policy(resolve_source(data.policy, data.toy.seed), device=cfg.device)
     rng = np.random.default_rng(derive_seed(data.toy.seed, "evaluate_rm/toy_labels"))
@@ -187,9 +191,6 @@ def load_eval_pairs(cfg: EvaluateRMConfig, run: RunDir) -> PairSet:
 
 def run(cfg: EvaluateRMConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole recipe; writes RUN/rm_eval.json and one scatter plot per member."""
-    from goodhartlab.core.ensemble import aggregate
-    from goodhartlab.errors import input_error
-    from goodhartlab.models.reward import ensemble_members, load_reward_model, write_score_stats
 
     if not cfg.rm:
         raise input_error("no reward model given: set rm=DIR (an RM dir or an ensemble run dir)")
@@ -224,7 +225,6 @@ def run(cfg: EvaluateRMConfig, run_dir: RunDir, resume: bool = False) -> dict:
 
 
 def _scores(model: Any, tok: Any, pairs: PairSet, template: str | None) -> np.ndarray:
-    from goodhartlab.models.reward import score_texts
 
     prompts = [p.prompt for p in pairs.pairs] * 2
     responses = [p.chosen for p in pairs.pairs] + [p.rejected for p in pairs.pairs]

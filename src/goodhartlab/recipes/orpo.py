@@ -33,7 +33,11 @@ from goodhartlab.models.discriminator import (
 )
 from goodhartlab.models.gym_policy import GymPolicy, PolicySpec, load_gym_policy, save_gym_policy
 from goodhartlab.recipes.base_policies import behaviour_clone, collect_controller_data
+from goodhartlab.recipes.orpo_eval import evaluate_gym_policy, plot_returns
+from goodhartlab.recipes.orpo_step import orpo_step
 from goodhartlab.runs import RunDir
+from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
+from goodhartlab.runs.progress import progress_bar
 from goodhartlab.runs.seeding import ORPO_ITERATION_STREAMS, derive_seed
 
 DISC_FILE = "discriminators.safetensors"
@@ -181,7 +185,6 @@ def restore_models(policy: GymPolicy, discs: list[Discriminator], directory: Pat
 
 def run(cfg: OrpoConfig, run_dir: RunDir, resume: bool) -> dict[str, Any]:
     """`goodhart orpo`: train (or clone), evaluate, save; returns the results dict."""
-    from goodhartlab.recipes.orpo_eval import evaluate_gym_policy, plot_returns
 
     # step 1. the env's settings, the policy spec, coefficients in reward units
     st = setup(cfg)
@@ -222,9 +225,6 @@ def train(
     optimizer: torch.optim.Optimizer | None = None,
 ) -> dict[str, Any]:
     """Steps 4-5: resume, then `cfg.iterations` ORPO iterations (see `orpo_step`)."""
-    from goodhartlab.recipes.orpo_step import orpo_step
-    from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
-    from goodhartlab.runs.progress import progress_bar
 
     if optimizer is None:
         optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.ppo.lr)

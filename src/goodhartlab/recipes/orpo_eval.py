@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from goodhartlab.analysis.plots import curves
 from goodhartlab.envs import ENVS
 from goodhartlab.models.gym_policy import GymPolicy
 from goodhartlab.rollout.gym import collect
@@ -60,7 +61,6 @@ def evaluate_gym_policy(
 
 def plot_returns(run_path: Path, rows: list[dict[str, Any]]) -> Path | None:
     """`returns.png`: true and proxy episode return of the current policy over iterations."""
-    from goodhartlab.analysis.plots import curves
 
     rows = [r for r in rows if "reward/true" in r and "reward/proxy" in r]
     if not rows:

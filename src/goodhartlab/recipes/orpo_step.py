@@ -19,7 +19,9 @@ from typing import Any
 
 import torch
 
+from goodhartlab.core.action_divergence import action_divergence
 from goodhartlab.core.masked import normalize
+from goodhartlab.core.occupancy import om_distance, om_shaping_reward
 from goodhartlab.envs import ENVS
 from goodhartlab.models.discriminator import (
     Discriminator,
@@ -28,6 +30,7 @@ from goodhartlab.models.discriminator import (
     train_discriminator,
 )
 from goodhartlab.models.gym_policy import GymPolicy
+from goodhartlab.rl.ppo_update import ForwardOut, PPOHyperparams, ppo_update
 from goodhartlab.rollout.gym import GymRollout, collect, rollout_advantages
 
 
@@ -40,7 +43,6 @@ def om_rewards(
     cfg, st, rollout: GymRollout, bases, discs, optimizer, base_vec, seeds: dict[str, int]
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Step b: train each discriminator, return the OM reward term (E, T) and metrics."""
-    from goodhartlab.core.occupancy import om_distance, om_shaping_reward
 
     kind, dc, metrics = cfg.om_divergence_type, cfg.discriminator, {}
     current = _disc_batch(cfg.env, rollout)
@@ -83,7 +85,6 @@ def ppo_hyperparams(cfg):
     """The recipe's PPO settings as `rl.ppo_update.PPOHyperparams` (the shared API's names:
     `ppo.vf_clip` -> clip_eps_value, `ppo.entropy_coef` -> ent_coef; advantages are standardized
     over the whole batch before the update, so no per-minibatch whitening)."""
-    from goodhartlab.rl.ppo_update import PPOHyperparams
 
     p = cfg.ppo
     return PPOHyperparams(
@@ -101,7 +102,6 @@ def ppo_hyperparams(cfg):
 
 def make_forward(policy: GymPolicy):
     """forward_fn for `ppo_update`: rows are env steps, so every output is (B, 1)."""
-    from goodhartlab.rl.ppo_update import ForwardOut
 
     def forward(minibatch: dict[str, torch.Tensor]) -> Any:
         dist_inputs = policy.dist_inputs(minibatch["obs"])
@@ -116,7 +116,6 @@ def make_forward(policy: GymPolicy):
 
 def make_ad_loss(policy: GymPolicy, coef: float, gamma: float, divergence: str):
     """extra_loss_fn: (1/(1-gamma)) * coef * mean_s D(pi(.|s) || pi_b(.|s)) (§1.5)."""
-    from goodhartlab.core.action_divergence import action_divergence
 
     def extra(minibatch: dict[str, torch.Tensor], out: Any) -> tuple[torch.Tensor, dict]:
         div = action_divergence(
@@ -135,7 +134,6 @@ def orpo_step(
     cfg, st, policy: GymPolicy, bases, discs: list[Discriminator], optimizer, vec, base_vec, seeds
 ) -> dict[str, float]:
     """One iteration (a-d); returns the metrics to log."""
-    from goodhartlab.rl.ppo_update import ppo_update
 
     sample_gen = torch.Generator(device=st.device).manual_seed(seeds["sample"])
     rollout = collect(

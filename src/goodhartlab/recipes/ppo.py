@@ -16,15 +16,38 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from goodhartlab.analysis.fits import fit_ppo_metrics
+from goodhartlab.analysis.plots import GoldCurve, curves, overoptimization
 from goodhartlab.config.ppo_schema import PPOConfig
+from goodhartlab.core.length import RunningRewardStats
+from goodhartlab.data.formats import load_prompt_texts
+from goodhartlab.errors import ConfigError
+from goodhartlab.models import freeze, load_policy, save_model
 from goodhartlab.models.loading import write_pretrained
+from goodhartlab.models.value import (
+    load_value_head_weights,
+    load_value_model,
+    make_value_head,
+    save_value_head,
+)
+from goodhartlab.recipes.ppo_detect import make_monitor
+from goodhartlab.recipes.ppo_eval import eval_prompts, evaluate_policy, write_eval_samples
+from goodhartlab.recipes.ppo_reward import load_reward_models
+from goodhartlab.recipes.ppo_step import (
+    PPOState,
+    initial_controller,
+    ppo_iteration,
+    restore_controller,
+)
+from goodhartlab.recipes.toy_inputs import resolve_source
 from goodhartlab.runs import RunDir
+from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
+from goodhartlab.runs.progress import progress_bar
 from goodhartlab.runs.seeding import derive_seed
 
 
 def check_config(cfg: PPOConfig) -> None:
     """Step 1: combinations the seeds do not define are errors, not silent fallbacks."""
-    from goodhartlab.errors import ConfigError
 
     reg = cfg.regularizer
     if reg.kind in ("chi2", "sqrt_chi2") and reg.placement != "loss":
@@ -45,14 +68,6 @@ def check_config(cfg: PPOConfig) -> None:
 def build_state(cfg: PPOConfig, source: str, checkpoint: Path | None):
     """Step 2: policy, frozen reference (the SFT policy), value model and one AdamW for both."""
     import torch
-
-    from goodhartlab.models import freeze, load_policy
-    from goodhartlab.models.value import (
-        load_value_head_weights,
-        load_value_model,
-        make_value_head,
-    )
-    from goodhartlab.recipes.ppo_step import PPOState, initial_controller
 
     kw = {"device": cfg.device, "dtype": cfg.policy.dtype}
     kw["trust_remote_code"] = cfg.policy.trust_remote_code
@@ -86,10 +101,6 @@ def save_state(run: RunDir, state: Any, iteration: int, keep: int) -> None:
     """Policy + optimizer + controller state, then the value model; `latest` moves last."""
     from dataclasses import asdict
 
-    from goodhartlab.models import save_model
-    from goodhartlab.models.value import save_value_head
-    from goodhartlab.runs.checkpoint import save_checkpoint
-
     path = run.checkpoint_dir(iteration)
     extra = {"kl_coef": state.controller.coef, "reward_stats": asdict(state.reward_stats)}
     write = partial(write_pretrained, state.policy, state.tokenizer)
@@ -103,9 +114,6 @@ def save_state(run: RunDir, state: Any, iteration: int, keep: int) -> None:
 
 def restore(cfg: PPOConfig, run: RunDir, state: Any, checkpoint: Path) -> int:
     """Step 3: optimizer, KL coefficient and reward statistics of the checkpoint."""
-    from goodhartlab.core.length import RunningRewardStats
-    from goodhartlab.recipes.ppo_step import restore_controller
-    from goodhartlab.runs.checkpoint import load_checkpoint_state
 
     done, extra = load_checkpoint_state(checkpoint, state.optimizer)
     state.controller = restore_controller(cfg, float(extra["kl_coef"]))
@@ -128,7 +136,6 @@ def evaluate(
 ) -> dict[str, float]:
     """Held-out metrics (`eval/*`, and `detect/*` from the hacking detectors' `monitor`); the
     samples go to RUN/eval/eval-{step}.json."""
-    from goodhartlab.recipes.ppo_eval import evaluate_policy, write_eval_samples
 
     result = evaluate_policy(
         state.policy, state.reference, state.tokenizer, cfg.reward, models, prompts,
@@ -144,7 +151,6 @@ def evaluate(
 def plot(run: RunDir, fit: dict[str, Any] | None = None) -> None:
     """Step 5: proxy and gold (eval) against √KL, with the fitted Gao curve and its predicted
     peak d* (`fit`, from `summarize`), and against iterations."""
-    from goodhartlab.analysis.plots import GoldCurve, curves, overoptimization
 
     rows = [r for r in run.read_metrics() if "eval/reward/gold" in r]
     if len(rows) < 2:
@@ -167,7 +173,6 @@ def summarize(run: RunDir) -> dict[str, Any]:
     """Gold at start, peak and end, final proxy/√KL/length/eos, and `fit`: Gao's RL form
     gold - gold0 = d (alpha - beta log d) over the evaluations, with 95% bootstrap intervals
     for alpha, beta, the predicted peak position d* and height (analysis.fits)."""
-    from goodhartlab.analysis.fits import fit_ppo_metrics
 
     rows = [r for r in run.read_metrics() if "eval/reward/gold" in r]
     golds = [r["eval/reward/gold"] for r in rows]
@@ -191,15 +196,6 @@ def summarize(run: RunDir) -> dict[str, Any]:
 def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole recipe; returns the summary also written to RUN/ppo_summary.json."""
     import torch
-
-    from goodhartlab.data.formats import load_prompt_texts
-    from goodhartlab.models import save_model
-    from goodhartlab.recipes.ppo_detect import make_monitor
-    from goodhartlab.recipes.ppo_eval import eval_prompts
-    from goodhartlab.recipes.ppo_reward import load_reward_models
-    from goodhartlab.recipes.ppo_step import ppo_iteration
-    from goodhartlab.recipes.toy_inputs import resolve_source
-    from goodhartlab.runs.progress import progress_bar
 
     # step 1. fail fast: the config, the prompt file, the held-out prompts
     check_config(cfg)

@@ -15,17 +15,22 @@ import numpy as np
 import torch
 
 from goodhartlab.config.schemas import GenerationConfig
+from goodhartlab.data.encoding import decode_responses, encode_prompts
+from goodhartlab.data.formats import load_prompt_texts
+from goodhartlab.recipes.ppo_reward import score_metrics, score_responses
+from goodhartlab.recipes.ppo_step import divergence_metrics
+from goodhartlab.rollout.generate import sample
+from goodhartlab.rollout.llm import SequenceBatch, policy_pass
 from goodhartlab.runs import RunDir
+from goodhartlab.runs.atomic import atomic_write_text, json_safe
 from goodhartlab.runs.seeding import HELD_OUT_PROMPTS
+from goodhartlab.toyworld.teacher import sample_prompts
 
 
 def eval_prompts(source: str, n: int) -> list[str]:
     """Toy prompts from a fixed stream apart from training, or the first n of a prompt file."""
     if source == "toy":
-        from goodhartlab.toyworld.teacher import sample_prompts
-
         return [p.text for p in sample_prompts(n, np.random.default_rng(HELD_OUT_PROMPTS))]
-    from goodhartlab.data.formats import load_prompt_texts
 
     return load_prompt_texts(source)[:n]
 
@@ -68,8 +73,6 @@ def write_eval_samples(run_dir: RunDir, step: int, evaluation: Evaluation) -> Pa
     """
     import json
 
-    from goodhartlab.runs.atomic import atomic_write_text, json_safe
-
     lines = [json.dumps(json_safe(r), allow_nan=False) for r in sample_rows(evaluation)]
     text = "[\n" + ",\n".join(lines) + "\n]\n"
     return atomic_write_text(run_dir.file(f"{EVAL_DIR}/eval-{int(step)}.json"), text)
@@ -88,11 +91,6 @@ def evaluate_policy(
     template: str | None = None,
 ) -> Evaluation:
     """Sample one answer per prompt (seeded), score it, and measure divergences to `reference`."""
-    from goodhartlab.data.encoding import decode_responses, encode_prompts
-    from goodhartlab.recipes.ppo_reward import score_metrics, score_responses
-    from goodhartlab.recipes.ppo_step import divergence_metrics
-    from goodhartlab.rollout.generate import sample
-    from goodhartlab.rollout.llm import SequenceBatch, policy_pass
 
     device = next(policy.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)

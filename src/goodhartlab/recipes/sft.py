@@ -14,9 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from goodhartlab.config.schemas import SFTConfig
+from goodhartlab.data.encoding import IGNORE_INDEX, collate_sft, encode_demonstrations
+from goodhartlab.data.formats import load_demonstrations
+from goodhartlab.data.records import write_jsonl_atomic
+from goodhartlab.models import load_policy, save_model
 from goodhartlab.models.loading import write_pretrained
+from goodhartlab.rollout.sampling import sample_texts
 from goodhartlab.runs import RunDir
+from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
+from goodhartlab.runs.progress import progress_bar
 from goodhartlab.runs.seeding import derive_seed
+from goodhartlab.toyworld import gold_reward, make
 
 
 @dataclass(frozen=True)
@@ -31,13 +39,10 @@ class SFTData:
 
 def load_sft_data(cfg: SFTConfig, run: RunDir) -> SFTData:
     """Step 1: the toy world's demonstrations, or the user's files."""
-    from goodhartlab.data.formats import load_demonstrations
 
     paths = {}
     is_toy = "toy" in (cfg.data.train, cfg.data.eval)
     if is_toy:
-        from goodhartlab.toyworld import make
-
         toy_dir = run.file("toyworld")
         if not (toy_dir / "world.json").exists():
             make(toy_dir, cfg.data.toy)
@@ -86,8 +91,6 @@ def mean_loss(model: Any, examples: list, batch_size: int, pad_id: int, device: 
     """Token-weighted mean completion loss over `examples` (no grad)."""
     import torch
 
-    from goodhartlab.data.encoding import IGNORE_INDEX, collate_sft
-
     total, count = 0.0, 0
     with torch.no_grad():
         for i in range(0, len(examples), batch_size):
@@ -101,10 +104,6 @@ def mean_loss(model: Any, examples: list, batch_size: int, pad_id: int, device: 
 def train(cfg: SFTConfig, run: RunDir, model: Any, tok: Any, data: SFTData, resume: bool) -> dict:
     """Step 4: the training loop; returns final train/eval losses."""
     import torch
-
-    from goodhartlab.data.encoding import collate_sft, encode_demonstrations
-    from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
-    from goodhartlab.runs.progress import progress_bar
 
     device = next(model.parameters()).device
     enc = {
@@ -159,8 +158,6 @@ def train(cfg: SFTConfig, run: RunDir, model: Any, tok: Any, data: SFTData, resu
 
 def sample_and_score(cfg: SFTConfig, model: Any, tok: Any, data: SFTData) -> dict:
     """Step 6: sample held-out prompts; with toy data, score gold and compare to the teacher."""
-    from goodhartlab.rollout.sampling import sample_texts
-    from goodhartlab.toyworld import gold_reward
 
     n = min(cfg.sample.n_prompts, len(data.eval_prompts))
     gen = cfg.sample.generation
@@ -199,8 +196,6 @@ def run(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole recipe; returns the summary also written to RUN/sft_summary.json."""
     import torch
 
-    from goodhartlab.models import load_policy, save_model
-
     torch.manual_seed(cfg.seed)
     # step 1. the demonstrations (toy: the teacher's, generated and cached)
     data = load_sft_data(cfg, run_dir)
@@ -221,7 +216,6 @@ def run(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> dict:
     summary = {"model_dir": str(model_dir), **losses}
     if cfg.sample.n_prompts > 0:  # step 4. sample answers and score them by gold
         scored = sample_and_score(cfg, model, tok, data)
-        from goodhartlab.data.records import write_jsonl_atomic
 
         write_jsonl_atomic(run_dir.file("samples.jsonl"), scored.pop("samples"))
         summary.update(scored)
