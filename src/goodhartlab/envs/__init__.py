@@ -54,7 +54,9 @@ class EnvInfo:
     action_family: ActionFamily
     action_dim: int  # number of actions (categorical) or action-vector size (continuous)
     controller: str  # "module:Class", called as (num_envs, seed, eps): obs -> actions
-    default_base: Literal["ppo", "bc"]  # 'auto' base: short PPO on the true reward, or BC of it
+    # 'auto' base policy: "ppo" = a short PPO on the true reward with random actions (the env
+    # must accept `randomness_eps`), "bc" = behaviour cloning of `controller`
+    default_base: Literal["ppo", "bc"]
     action_low: float = 0.0  # continuous families: the action box
     action_high: float = 1.0
     disc_columns: tuple[int, int] | None = None  # encoded-obs columns [a, b) the discriminator
