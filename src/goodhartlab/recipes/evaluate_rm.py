@@ -37,7 +37,7 @@ from goodhartlab.models.reward import (
 from goodhartlab.recipes.toy_inputs import resolve_source
 from goodhartlab.rollout.sampling import sample_texts
 from goodhartlab.runs import RunDir
-from goodhartlab.runs.seeding import derive_seed
+from goodhartlab.runs.seeding import DISAGREEMENT_VARIANTS, derive_seed
 from goodhartlab.toyworld import perturb
 from goodhartlab.toyworld.preferences import label_pairs
 from goodhartlab.toyworld.teacher import sample_prompts
@@ -151,7 +151,7 @@ def ensemble_disagreement(members: list, pairs: PairSet, template: str | None) -
     samples, so members with a larger score scale do not dominate.
     """
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(DISAGREEMENT_VARIANTS)
     prompts = [p.prompt for p in pairs.pairs]
     base = [p.chosen for p in pairs.pairs]
     variants = {

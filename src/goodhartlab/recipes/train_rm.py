@@ -50,7 +50,7 @@ from goodhartlab.recipes.toy_inputs import resolve_source
 from goodhartlab.runs import RunDir
 from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
 from goodhartlab.runs.progress import progress_bar
-from goodhartlab.runs.seeding import derive_seed
+from goodhartlab.runs.seeding import LENGTH_INTERVENTIONS, derive_seed
 
 CARTO_FILE = "cartography.jsonl"
 
@@ -95,7 +95,7 @@ def apply_interventions(cfg: TrainRMConfig, pairs: PairSet, tok: Any) -> tuple[P
     def n_tokens(text: str) -> int:
         return len(tok(text, add_special_tokens=False)["input_ids"])
 
-    rng = np.random.default_rng(100)  # the length paper's seed
+    rng = np.random.default_rng(LENGTH_INTERVENTIONS)
     prefs, info = pairs.pairs, {"n_pairs_in": len(pairs.pairs)}
     info["length_before"] = vars(length_debias.length_stats(prefs, n_tokens))
     keep = np.arange(len(prefs))

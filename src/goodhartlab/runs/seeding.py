@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-HELD_OUT_PROMPTS = 424242  # one fixed held-out prompt set whatever the run's seed, so runs compare
+# Fixed seeds, the same whatever the run's seed:
+HELD_OUT_PROMPTS = 424242  # one held-out prompt set, so runs compare
+LENGTH_INTERVENTIONS = 100  # train-rm's data interventions: the length paper's seed
+DISAGREEMENT_VARIANTS = 0  # evaluate-rm's perturbed answers for the ensemble disagreement figures
 
 
 def mix(*parts: int) -> int:
