@@ -161,6 +161,8 @@ def open_member(cfg: TrainRMConfig, seed: int, run: RunDir, resume: bool):
     model, tok = load_reward_model(source, device=cfg.device, dtype=cfg.model.dtype, seed=seed,
                                    inform=inform, trust_remote_code=cfg.model.trust_remote_code,
                                    allow_pickle_weights=cfg.model.allow_pickle_weights)  # fmt: skip
+    # the global generator too (dropout of a real backbone): torch seeds it at random per process
+    torch.manual_seed(seed)
     noise = None
     if ic.enabled:  # the bottleneck's reparameterization noise, seeded per member
         device = next(model.parameters()).device
