@@ -64,11 +64,11 @@ def _job(args: tuple) -> dict:
         cfg = load_config(OrpoConfig, preset, [f"seed={seed}"])
         st = orpo.setup(cfg)
         orpo.build_default_base(cfg, base_dir)
-        from goodhartlab.models.gym_policy import load_policy
-        from goodhartlab.recipes.orpo_eval import evaluate_policy
+        from goodhartlab.models.gym_policy import load_gym_policy
+        from goodhartlab.recipes.orpo_eval import evaluate_gym_policy
 
-        result = evaluate_policy(
-            load_policy(base_dir), env, st.env_kwargs, cfg.eval.episodes, st.horizon, seed + 999
+        result = evaluate_gym_policy(
+            load_gym_policy(base_dir), env, st.env_kwargs, cfg.eval.episodes, st.horizon, seed + 999
         )
     else:
         overrides = [f"seed={seed}", f"base_policies=[{base_dir}]", *method_overrides(method, coef)]

@@ -48,7 +48,7 @@ COMMANDS: dict[str, Command] = {
         config_module="goodhartlab.config.ppo_schema",
     ),
     "evaluate": Command(
-        "goodhartlab.recipes.ppo_eval",
+        "goodhartlab.recipes.evaluate",
         "EvaluateConfig",
         "answer held-out prompts with a policy checkpoint; proxy and gold scores",
         config_module="goodhartlab.config.ppo_schema",

@@ -43,7 +43,7 @@ RANGES = [
     ("ppo", "generation.temperature=-1", "field 'generation.temperature': -1 is out of range (allowed: [0, inf))"),
     ("ppo", "ppo.prompts_per_iteration=-16", "field 'ppo.prompts_per_iteration': -16 is out of range (allowed: [1, inf))"),
     ("train-rm", "data.label_flip_prob=1.5", "field 'data.label_flip_prob': 1.5 is out of range (allowed: [0, 1])"),
-    ("train-rm", "data.toy.label_flip_prob=-0.1", "field 'data.toy.label_flip_prob': -0.1 is out of range (allowed: [0, 1])"),
+    ("train-rm", "data.label_flip_prob=-0.1", "field 'data.label_flip_prob': -0.1 is out of range (allowed: [0, 1])"),
     ("ppo", "generation.top_p=1.5", "field 'generation.top_p': 1.5 is out of range (allowed: [0, 1])"),
     ("bon", "generate.n_samples=0", "field 'generate.n_samples': 0 is out of range (allowed: [1, inf))"),
     ("orpo", "ppo.minibatch_size=0", "field 'ppo.minibatch_size': 0 is out of range (allowed: [1, inf))"),
@@ -327,12 +327,12 @@ def test_an_empty_prompts_file_fails_before_models_load(tiny_ppo_models, tmp_pat
 
 def test_an_empty_prompts_file_fails_evaluate_before_the_policy_loads(tiny_ppo_models, tmp_path,
                                                                      capsys, monkeypatch) -> None:  # fmt: skip
-    import goodhartlab.models as models
+    from goodhartlab.recipes import evaluate
 
     def argv(prompts, out):
         return ["evaluate", "--config", "smoke", "device=cpu", f"checkpoint={tiny_ppo_models / 'policy'}",
                 f"reward.reward_models=[{tiny_ppo_models / 'rm'}]", f"prompts={prompts}", "--out", str(out)]  # fmt: skip
 
     _empty_prompts_fail_before_loading(
-        monkeypatch, tmp_path, capsys, models, "load_policy", "evaluate", argv
+        monkeypatch, tmp_path, capsys, evaluate, "load_policy", "evaluate", argv
     )

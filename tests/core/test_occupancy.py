@@ -10,11 +10,11 @@ import torch
 from goodhartlab.core.occupancy import (
     OM_DIVERGENCES,
     balanced_mean,
+    coef_reward_scale,
     discriminator_loss,
     gradient_penalty,
     om_distance,
     om_shaping_reward,
-    scaled_om_coef,
     trimmed_mean,
 )
 
@@ -129,14 +129,12 @@ def test_shaping_reward_several_policies_clip_and_nonfinite() -> None:
         om_shaping_reward(distances, [1.0])
 
 
-def test_scaled_coef() -> None:
-    assert scaled_om_coef(0.1, "tomato", "sqrt_chi2") == pytest.approx(0.005)
-    assert scaled_om_coef(0.1, "tomato", "kl") == pytest.approx(0.08)
-    assert scaled_om_coef(-1.0, "traffic", "kl") == pytest.approx(-5e-4)
-    with pytest.raises(ValueError, match="env"):
-        scaled_om_coef(1.0, "atari", "kl")
-    with pytest.raises(ValueError, match="divergence"):
-        scaled_om_coef(1.0, "tomato", "tv")
+def test_coef_reward_scale_is_the_kl_scale_for_kl_and_sigma_r_otherwise() -> None:
+    assert coef_reward_scale("kl", reward_std=0.05, kl_reward_scale=0.8) == 0.8
+    for kind in ("sqrt_chi2", "chi2", "tv", "wasserstein"):
+        assert coef_reward_scale(kind, reward_std=0.05, kl_reward_scale=0.8) == 0.05
+    with pytest.raises(ValueError, match="unknown OM divergence"):
+        coef_reward_scale("KL", 0.05, 0.8)
 
 
 def test_unknown_divergence() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from goodhartlab.core.preference import (
@@ -58,3 +59,15 @@ def test_bt_sampling_follows_the_sigmoid() -> None:
     assert abs(labels.float().mean().item() - 1 / (1 + math.exp(-2.0))) < 0.01
     exact = bt_sample_labels(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), 0.0, g)
     assert exact.tolist() == [True, False]
+
+
+def test_a_numpy_generator_draws_what_numpy_would() -> None:
+    """The toy world labels with its numpy Generator: same draws, same comparisons as numpy's."""
+    gold_a = np.random.default_rng(1).normal(size=500)
+    gold_b = np.random.default_rng(2).normal(size=500)
+    rng, ref = np.random.default_rng(7), np.random.default_rng(7)
+    labels = bt_sample_labels(torch.from_numpy(gold_a), torch.from_numpy(gold_b), 0.5, rng)
+    flips = flip_labels(500, 0.25, rng)
+    expected = ref.random(500) < 1.0 / (1.0 + np.exp(-(gold_a - gold_b) / 0.5))
+    assert labels.numpy().tolist() == expected.tolist()
+    assert flips.numpy().tolist() == (ref.random(500) < 0.25).tolist()

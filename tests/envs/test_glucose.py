@@ -165,3 +165,15 @@ def test_check_env_and_make() -> None:
     env = gym.make(ENVS["glucose"].gym_id, reward_fun="true")
     obs, _ = env.reset(seed=0)
     assert obs.dtype == np.float32 and env.observation_space.contains(obs)
+
+
+def test_glucose_encoding_normalizes_like_the_seed_and_the_discriminator_sees_the_last_cgm() -> (
+    None
+):
+    obs = np.zeros((1, 2, 48), np.float32)
+    obs[0, 0, -1], obs[0, 1, -1] = 200.0, 0.05
+    info = ENVS["glucose"]
+    flat = info.encode(obs)
+    assert flat.shape == (1, 96)
+    assert flat[0, 47] == pytest.approx(1.0) and flat[0, 95] == pytest.approx(0.5)
+    assert info.discriminator_state(flat).tolist() == [[pytest.approx(1.0)]]

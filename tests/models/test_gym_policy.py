@@ -9,9 +9,9 @@ from goodhartlab.errors import InputError
 from goodhartlab.models.gym_policy import (
     GymPolicy,
     PolicySpec,
-    load_policy,
+    load_gym_policy,
     sample_gamma,
-    save_policy,
+    save_gym_policy,
 )
 
 
@@ -40,8 +40,8 @@ def test_gamma_sampler_moments() -> None:
 def test_save_load_roundtrip(tmp_path, family: str) -> None:
     torch.manual_seed(0)
     policy = GymPolicy(PolicySpec(6, 3, family, [8, 8]))
-    save_policy(policy, tmp_path / "p")
-    loaded = load_policy(tmp_path / "p")
+    save_gym_policy(policy, tmp_path / "p")
+    loaded = load_gym_policy(tmp_path / "p")
     obs = torch.randn(5, 6)
     torch.testing.assert_close(loaded.dist_inputs(obs), policy.dist_inputs(obs))
     torch.testing.assert_close(loaded.values(obs), policy.values(obs))
@@ -50,4 +50,4 @@ def test_save_load_roundtrip(tmp_path, family: str) -> None:
 
 def test_load_missing_dir_is_input_error(tmp_path) -> None:
     with pytest.raises(InputError, match="not a gym policy"):
-        load_policy(tmp_path / "nope")
+        load_gym_policy(tmp_path / "nope")

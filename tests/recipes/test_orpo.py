@@ -56,7 +56,7 @@ def test_smoke_run_logs_returns_and_writes_outputs(smoke) -> None:
 
 def test_resume_after_a_crash_gives_identical_numbers(smoke, tmp_path, monkeypatch) -> None:
     results, run_dir = smoke
-    real_step, calls = orpo_step.orpo_step, {"n": 0}
+    real_step, calls = orpo.orpo_step, {"n": 0}
 
     def crashing_step(*args, **kwargs):
         calls["n"] += 1
@@ -64,10 +64,10 @@ def test_resume_after_a_crash_gives_identical_numbers(smoke, tmp_path, monkeypat
             raise KeyboardInterrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(orpo_step, "orpo_step", crashing_step)
+    monkeypatch.setattr(orpo, "orpo_step", crashing_step)
     with pytest.raises(KeyboardInterrupt):
         _run(tmp_path / "run")
-    monkeypatch.setattr(orpo_step, "orpo_step", real_step)
+    monkeypatch.setattr(orpo, "orpo_step", real_step)
     resumed, resumed_dir = _run(tmp_path / "run", resume=True)
     assert resumed["eval"] == results["eval"]
     assert resumed_dir.read_metrics() == run_dir.read_metrics()
@@ -76,9 +76,9 @@ def test_resume_after_a_crash_gives_identical_numbers(smoke, tmp_path, monkeypat
 def test_zero_coefficient_equals_plain_ppo(tmp_path) -> None:
     _, with_disc = _run(tmp_path / "a", ["om_divergence_coeffs=[0.0]"])
     _, plain = _run(tmp_path / "b", ["base_policies=[]", "om_divergence_coeffs=[]"])
-    from goodhartlab.models.gym_policy import load_policy
+    from goodhartlab.models.gym_policy import load_gym_policy
 
-    a, b = load_policy(with_disc.file("policy")), load_policy(plain.file("policy"))
+    a, b = load_gym_policy(with_disc.file("policy")), load_gym_policy(plain.file("policy"))
     for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(pa, pb), name
     rows_a, rows_b = with_disc.read_metrics(), plain.read_metrics()
@@ -88,12 +88,13 @@ def test_zero_coefficient_equals_plain_ppo(tmp_path) -> None:
 
 def test_bc_reproduces_the_scripted_tomato_controller(tmp_path) -> None:
     from goodhartlab.envs import ENVS
-    from goodhartlab.models.gym_policy import load_policy
-    from goodhartlab.recipes.base_policies import TomatoController, collect_controller_data
+    from goodhartlab.envs.tomato import TomatoController
+    from goodhartlab.models.gym_policy import load_gym_policy
+    from goodhartlab.recipes.base_policies import collect_controller_data
 
     overrides = ["algo=bc", "env_horizon=100", "bc.episodes=16", "bc.epochs=40", "hidden=[64]"]
     results, run_dir = _run(tmp_path / "bc", overrides)
-    policy = load_policy(run_dir.file("policy"))
+    policy = load_gym_policy(run_dir.file("policy"))
     vec = ENVS["tomato"].make_vec(8)
     obs, actions, _ = collect_controller_data(vec, "tomato", TomatoController(), 100, seed=123)
     with torch.no_grad():

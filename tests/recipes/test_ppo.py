@@ -8,7 +8,7 @@ import torch
 
 from goodhartlab.cli import main
 from goodhartlab.models.reward import load_reward_model, save_reward_model
-from goodhartlab.recipes import ppo_step
+from goodhartlab.recipes import ppo
 from goodhartlab.recipes.ppo_reward import Scores, check_finite, omit_long_index, training_scores
 
 
@@ -74,7 +74,7 @@ def test_a_regularizer_lowers_kl(plain_run, models, tmp_path, ppo_smoke_args) ->
 def test_killed_run_resumes_to_the_same_numbers(
     plain_run, models, tmp_path, monkeypatch, ppo_smoke_args
 ) -> None:
-    real = ppo_step.ppo_iteration
+    real = ppo.ppo_iteration
 
     def dies_at_3(cfg, state, rewards, iteration, pool):
         if iteration == 3:
@@ -82,10 +82,10 @@ def test_killed_run_resumes_to_the_same_numbers(
         return real(cfg, state, rewards, iteration, pool)
 
     out = tmp_path / "killed"
-    monkeypatch.setattr(ppo_step, "ppo_iteration", dies_at_3)
+    monkeypatch.setattr(ppo, "ppo_iteration", dies_at_3)
     assert main(ppo_smoke_args(out, models)) == 130
     assert (out / "checkpoints" / "latest").read_text().strip() == "step_2"
-    monkeypatch.setattr(ppo_step, "ppo_iteration", real)
+    monkeypatch.setattr(ppo, "ppo_iteration", real)
     assert main([*ppo_smoke_args(out, models), "--resume"]) == 0
     assert _metrics(out) == _metrics(plain_run)
 

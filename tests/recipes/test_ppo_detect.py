@@ -71,7 +71,7 @@ def _ensemble_and_inform(root):
 def test_ensemble_and_inform_detectors_survive_a_kill(
     tiny_ppo_models, tmp_path, monkeypatch, ppo_smoke_args
 ):
-    from goodhartlab.recipes import ppo_step
+    from goodhartlab.recipes import ppo
 
     rm2, inform = _ensemble_and_inform(tmp_path)
     extra = [f"reward.reward_models=[{tiny_ppo_models / 'rm'},{rm2}]", f"detect.inform={inform}",
@@ -84,7 +84,7 @@ def test_ensemble_and_inform_detectors_survive_a_kill(
         assert f"detect/{name}/score" in rows[-1], name
     assert [r["step"] for r in rows] == [0, 1, 2, 3]
 
-    real = ppo_step.ppo_iteration
+    real = ppo.ppo_iteration
 
     def dies_at_3(cfg, state, rewards, iteration, pool):
         if iteration == 3:
@@ -92,9 +92,9 @@ def test_ensemble_and_inform_detectors_survive_a_kill(
         return real(cfg, state, rewards, iteration, pool)
 
     out = tmp_path / "killed"
-    monkeypatch.setattr(ppo_step, "ppo_iteration", dies_at_3)
+    monkeypatch.setattr(ppo, "ppo_iteration", dies_at_3)
     assert main(ppo_smoke_args(out, tiny_ppo_models, *extra)) == 130
-    monkeypatch.setattr(ppo_step, "ppo_iteration", real)
+    monkeypatch.setattr(ppo, "ppo_iteration", real)
     assert main([*ppo_smoke_args(out, tiny_ppo_models, *extra), "--resume"]) == 0
     assert (out / "metrics.jsonl").read_text() == (plain / "metrics.jsonl").read_text()
     keys = ("detect_first_flag", "early_stopped_at", "saved_policy_step")

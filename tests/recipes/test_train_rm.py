@@ -287,3 +287,22 @@ def test_encoder_backbone_trains(teacher_pairs, tiny_encoder, tmp_path, inform) 
         with torch.no_grad():
             theirs = plain(input_ids=ids, attention_mask=mask).logits[:, 0].double().numpy()
         np.testing.assert_array_equal(score_texts(ours, tok, prompts, responses), theirs)
+
+
+def test_a_member_seeds_the_global_generator(tmp_path) -> None:
+    """torch seeds its global generator at random per process; a member must not depend on it
+    (dropout draws from it), so the state after opening a member is the same whatever came before."""
+    from goodhartlab.config import load_config, resolve_config_path
+    from goodhartlab.config.schemas import TrainRMConfig
+    from goodhartlab.recipes.train_rm import open_member
+    from goodhartlab.runs import RunDir
+
+    preset = resolve_config_path("train-rm", "smoke")
+    cfg = load_config(TrainRMConfig, preset, ["model.source=toy:rm", "device=cpu"])
+    states = []
+    for before in (1, 2):
+        torch.manual_seed(before)
+        run = RunDir.prepare(tmp_path / str(before), "")
+        open_member(cfg, 3, run, resume=False)
+        states.append(torch.get_rng_state())
+    assert torch.equal(states[0], states[1])

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from goodhartlab.envs import ENVS
 from goodhartlab.models.gym_policy import GymPolicy, PolicySpec
-from goodhartlab.rollout.gym import GymRollout, collect, encode_glucose, rollout_advantages
+from goodhartlab.rollout.gym import GymRollout, collect, rollout_advantages
 
 
 def _tomato_rollout(envs: int = 3, steps: int = 10, horizon: int = 4) -> GymRollout:
@@ -71,11 +70,3 @@ def test_gae_matches_a_brute_force_loop_with_truncation() -> None:
             expected[e, t] = running
     torch.testing.assert_close(adv, expected)
     torch.testing.assert_close(ret, expected + values)
-
-
-def test_glucose_encoding_normalizes_like_the_seed() -> None:
-    obs = np.zeros((1, 2, 48), np.float32)
-    obs[0, 0, -1], obs[0, 1, -1] = 200.0, 0.05
-    flat = encode_glucose(obs)
-    assert flat.shape == (1, 96)
-    assert flat[0, 47] == pytest.approx(1.0) and flat[0, 95] == pytest.approx(0.5)

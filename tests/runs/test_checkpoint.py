@@ -1,8 +1,10 @@
 """Checkpoints restore optimizer and RNG state exactly, with no pickle."""
 
+from functools import partial
+
 import torch
 
-from goodhartlab.models import load_policy
+from goodhartlab.models import load_policy, write_pretrained
 from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
 
 
@@ -20,7 +22,9 @@ def test_resume_continues_bit_exact(tmp_path) -> None:
     gen = torch.Generator().manual_seed(5)
     for _ in range(2):
         _step(model, opt, ids)
-    save_checkpoint(tmp_path / "c", model, tok, opt, step=2, generator=gen, extra={"k": 1})
+    save_checkpoint(
+        tmp_path / "c", partial(write_pretrained, model, tok), opt, 2, gen, extra={"k": 1}
+    )
     assert not list((tmp_path / "c").glob("*.pt")) and not list((tmp_path / "c").glob("*.bin"))
     for _ in range(2):
         _step(model, opt, ids)

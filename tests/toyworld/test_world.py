@@ -49,3 +49,14 @@ def test_label_pairs_noise_and_order() -> None:
     assert all(p.gold_chosen == 1.0 for p in noisy if p.chosen == "apple")
     with pytest.raises(ValueError, match="flip_prob"):
         label_pairs(prompts[:1], good[:1], bad[:1], rng, flip_prob=1.5)
+
+
+def test_label_pairs_at_temperature_zero_is_the_noiseless_labeller() -> None:
+    """tau = 0 follows core.preference: the better answer always wins (it used to raise)."""
+    rng = np.random.default_rng(0)
+    pairs = label_pairs(
+        ["list three fruits"] * 50, ["apple"] * 50, ["apple , pear and plum"] * 50, rng, 0.0
+    )
+    assert all(p.chosen == "apple , pear and plum" and not p.flipped for p in pairs)
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
+        label_pairs(["list three fruits"], ["apple"], ["pear"], rng, temperature=-1.0)

@@ -31,17 +31,22 @@ import dataclasses
 import difflib
 import os
 import re
-import types
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path, PurePath
 from typing import Any, Literal, TypeVar
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from goodhartlab.config.introspect import (
+    choice_str,
+    field_hints,
+    is_union,
+    section_type,
+    type_str,
+)
 from goodhartlab.config.ranges import range_problem
 from goodhartlab.errors import ConfigError, where
 
@@ -89,56 +94,6 @@ class _Section:
     entries: dict[str, _Leaf | _Section] = dataclasses.field(default_factory=dict)
 
 
-# ---------------------------------------------------------------- type introspection
-
-
-@cache
-def _hints(cls: type) -> dict[str, Any]:
-    """Resolved annotations of the init fields of a dataclass (works with string annotations)."""
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
-
-
-def _is_union(tp: Any) -> bool:
-    return typing.get_origin(tp) in (typing.Union, types.UnionType)
-
-
-def _section_type(tp: Any) -> tuple[type | None, bool]:
-    """(dataclass, optional) if `tp` is a dataclass or `dataclass | None`, else (None, False)."""
-    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        return tp, False
-    if _is_union(tp):
-        rest = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(rest) == 1 and dataclasses.is_dataclass(rest[0]) and len(typing.get_args(tp)) == 2:
-            return rest[0], True
-    return None, False
-
-
-def _choice_str(choice: Any) -> str:
-    if isinstance(choice, bool):
-        return "true" if choice else "false"
-    return "null" if choice is None else str(choice)
-
-
-def type_str(tp: Any) -> str:
-    """Short human name of a field type: `float`, `list[int]`, `kl|chi2`, `path | None`."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is type(None):
-        return "None"
-    if origin is Literal:
-        return "|".join(_choice_str(c) for c in args)
-    if _is_union(tp):
-        return " | ".join(type_str(a) for a in args)
-    if origin in (list, tuple, dict) and args:
-        inner = ", ".join("..." if a is Ellipsis else type_str(a) for a in args)
-        return f"{origin.__name__}[{inner}]"
-    if isinstance(tp, type) and issubclass(tp, PurePath):
-        return "path"
-    if tp is Any:
-        return "any"
-    return getattr(tp, "__name__", str(tp))
-
-
 # ---------------------------------------------------------------- node -> typed value
 
 
@@ -172,11 +127,11 @@ def _convert(node: Node, tp: Any, source: _Source, field: str) -> Any:
         return yaml.constructor.SafeConstructor().construct_document(node)
     if origin is Literal:
         return _convert_choice(node, args, source, field)
-    if _is_union(tp):
+    if is_union(tp):
         return _convert_union(node, tp, source, field)
     if dataclasses.is_dataclass(tp):
         if not isinstance(node, MappingNode):
-            fields = ", ".join(sorted(_hints(tp)))
+            fields = ", ".join(sorted(field_hints(tp)))
             raise source.fail(node, field, f"expected a section ({fields}), got {_got(node)}")
         section = _Section(source, node)
         _merge_mapping(section, tp, node, source, field)
@@ -222,7 +177,7 @@ def _convert_choice(node: Node, choices: tuple, source: _Source, field: str) -> 
                 return choice
             if type(value) is type(choice) and value == choice:
                 return choice
-    allowed = ", ".join(_choice_str(c) for c in choices)
+    allowed = ", ".join(choice_str(c) for c in choices)
     got = f"'{node.value}'" if isinstance(node, ScalarNode) else _got(node)
     raise source.fail(node, field, f"bad choice {got} (allowed: {allowed})")
 
@@ -282,7 +237,7 @@ def _join(prefix: str, name: str) -> str:
 
 
 def _check_name(cls: type, name: str, source: _Source, node: Node | None, prefix: str) -> None:
-    names = _hints(cls)
+    names = field_hints(cls)
     if name in names:
         return
     message = f"unknown key (allowed: {', '.join(sorted(names))})"
@@ -321,8 +276,8 @@ def _merge_entry(
     prefix: str,
 ) -> None:
     """Set one field: a mapping for a section merges into it; anything else is converted now."""
-    tp = _hints(cls)[name]
-    dc, optional = _section_type(tp)
+    tp = field_hints(cls)[name]
+    dc, optional = section_type(tp)
     sub = section.entries.get(name)
     if dc is not None and (isinstance(node, MappingNode) or (_is_null(node) and not optional)):
         if not isinstance(sub, _Section):
@@ -357,8 +312,8 @@ def _apply_override(root: _Section, cls: type, text: str) -> None:
     section, owner, prefix = root, cls, ""
     for part in path:
         _check_name(owner, part, source, None, prefix)
-        tp, prefix = _hints(owner)[part], _join(prefix, part)
-        dc, _ = _section_type(tp)
+        tp, prefix = field_hints(owner)[part], _join(prefix, part)
+        dc, _ = section_type(tp)
         if dc is None:
             raise source.fail(None, prefix, f"is {type_str(tp)}, not a section; set it whole")
         sub = section.entries.get(part)
@@ -386,7 +341,7 @@ def _build(cls: type[T], section: _Section, base: T, prefix: str) -> T:
     changes = {}
     for name, entry in section.entries.items():
         if isinstance(entry, _Section):
-            dc, _ = _section_type(_hints(cls)[name])
+            dc, _ = section_type(field_hints(cls)[name])
             sub_base = getattr(base, name)
             if not isinstance(sub_base, dc):
                 sub_base = _default_instance(dc)
@@ -402,7 +357,7 @@ def _build(cls: type[T], section: _Section, base: T, prefix: str) -> T:
 def _post_init_error(cls: type, section: _Section, prefix: str, exc: ValueError) -> ConfigError:
     message = " ".join(str(exc).split())
     match = _FIELD_PREFIX.fullmatch(message)
-    if match and match[1] in _hints(cls):
+    if match and match[1] in field_hints(cls):
         name, message = match[1], match[2]
         entry = section.entries.get(name)
         source, node = (entry.source, entry.node) if entry else (section.source, section.node)
@@ -450,111 +405,3 @@ def load_config(cls: type[T], path: str | os.PathLike | None, overrides: Sequenc
     for text in [overrides] if isinstance(overrides, str) else overrides:
         _apply_override(root, cls, text)
     return _build(cls, root, _default_instance(cls), "")
-
-
-# ---------------------------------------------------------------- writing and describing
-
-
-def config_to_dict(cfg: Any) -> Any:
-    """Plain YAML-able data in field order: dataclasses -> dicts, tuples -> lists, paths -> str."""
-    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
-        return {
-            f.name: config_to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg) if f.init
-        }
-    if isinstance(cfg, list | tuple):
-        return [config_to_dict(v) for v in cfg]
-    if isinstance(cfg, dict):
-        return {config_to_dict(k): config_to_dict(v) for k, v in cfg.items()}
-    return str(cfg) if isinstance(cfg, PurePath) else cfg
-
-
-def dump_config(cfg: Any) -> str:
-    """YAML text of a config, keys in field order; `load_config` reads it back to an equal object."""
-    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True)
-
-
-def _inline(value: Any) -> str:
-    """One-line YAML of a value, usable as the right-hand side of an override."""
-    text = yaml.safe_dump(config_to_dict(value), default_flow_style=True, width=1 << 30)
-    return text.removesuffix("\n...\n").strip()
-
-
-@dataclass(frozen=True)
-class FieldInfo:
-    """One leaf field of a config class, for `--help`: dotted name, type, default, help text."""
-
-    name: str
-    type: str
-    default: str
-    help: str
-
-
-def config_fields(cls: type) -> list[FieldInfo]:
-    """Leaf fields of `cls`, nested sections flattened to dotted names, in field order.
-
-    Defaults come from a default instance, so a section whose default_factory customises it
-    shows the values a run would use.
-    """
-    return _leaf_fields(cls, _default_instance(cls), "")
-
-
-def _leaf_fields(cls: type, defaults: Any, prefix: str) -> list[FieldInfo]:
-    out: list[FieldInfo] = []
-    for f in dataclasses.fields(cls):
-        if not f.init:
-            continue
-        tp, name, value = _hints(cls)[f.name], _join(prefix, f.name), getattr(defaults, f.name)
-        dc, optional = _section_type(tp)
-        if dc is not None and not optional:
-            out += _leaf_fields(dc, value, name)
-        else:
-            out.append(FieldInfo(name, type_str(tp), _inline(value), f.metadata.get("help", "")))
-    return out
-
-
-# ---------------------------------------------------------------- presets
-
-
-def find_configs_dir() -> Path | None:
-    """`$GOODHART_CONFIGS` if set, else the first `configs/` with subdirectories found walking up
-    from this file (a repo checkout or editable install), else None."""
-    env = os.environ.get("GOODHART_CONFIGS")
-    if env:
-        return Path(env)
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "configs"
-        if candidate.is_dir() and any(child.is_dir() for child in candidate.iterdir()):
-            return candidate
-    return None
-
-
-def resolve_config_path(
-    command: str, name_or_path: str | os.PathLike | None, configs_dir: Path | None = None
-) -> Path | None:
-    """An existing file as is; otherwise preset NAME -> `<configs_dir>/<command>/NAME.yaml`.
-
-    None stays None (class defaults). A name that looks like a path (has a separator or a .yaml /
-    .yml suffix) but does not exist, or an unknown preset, raises ConfigError; the latter lists
-    the presets available for `command`.
-    """
-    if name_or_path is None:
-        return None
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    text = str(name_or_path)
-    if "/" in text or os.sep in text or path.suffix in (".yaml", ".yml"):
-        raise ConfigError(f"{text}: config file not found")
-    configs_dir = configs_dir if configs_dir is not None else find_configs_dir()
-    if configs_dir is None:
-        raise ConfigError(
-            f"preset '{text}' for '{command}': no configs directory found "
-            "(set GOODHART_CONFIGS or pass a YAML path)"
-        )
-    preset = Path(configs_dir) / command / f"{text}.yaml"
-    if preset.is_file():
-        return preset
-    folder = Path(configs_dir) / command
-    names = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
-    available = ", ".join(names) if names else f"none in {folder}"
-    raise ConfigError(f"unknown preset '{text}' for '{command}' (available: {available})")

@@ -4,7 +4,8 @@
 Proxies"), not TRL's odds-ratio preference optimization. The top-level keys keep the seed's names
 (`om_divergence_type`, `om_divergence_coeffs`, `use_action_for_disc`,
 `action_dist_divergence_coeff`, `reward_fun`, `env`). The defaults are the tomato run at full
-demo size (configs/orpo/toy.yaml must equal them). Import-light: dataclasses only.
+demo size (configs/orpo/toy.yaml must equal them). The env choices and each env's reward
+functions come from the environment registry `envs.ENVS` (which imports only gymnasium).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Literal
 
 from goodhartlab.config.ranges import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT
 from goodhartlab.config.schemas import _f
+from goodhartlab.envs import ENV_NAMES, ENVS
 
 
 @dataclass
@@ -67,8 +69,8 @@ class EvalConfig:
 @dataclass
 class OrpoConfig:
     algo: Literal["orpo", "bc"] = _f("orpo", "orpo = (regularized) PPO; bc = clone a controller")
-    env: Literal["tomato", "glucose"] = _f("tomato", "environment (envs.ENVS)")
-    reward_fun: Literal["proxy", "true"] = _f("proxy", "training reward")
+    env: Literal[ENV_NAMES] = _f("tomato", "environment (a key of envs.ENVS)")
+    reward_fun: str = _f("proxy", "training reward (one of the env's reward_funs: proxy, true)")
     env_horizon: int | None = _f(
         None, "episode length override (null = the env's)", range=AT_LEAST_1
     )
@@ -120,6 +122,11 @@ class OrpoConfig:
     keep_checkpoints: int = _f(2, "checkpoints kept", range=NON_NEGATIVE)
 
     def __post_init__(self) -> None:
+        if self.reward_fun not in ENVS[self.env].reward_funs:
+            raise ValueError(
+                f"reward_fun: {self.env}'s reward functions are "
+                f"{', '.join(ENVS[self.env].reward_funs)}; got {self.reward_fun!r}"
+            )
         if self.algo == "orpo" and len(self.om_divergence_coeffs) != len(self.base_policies):
             raise ValueError(
                 "om_divergence_coeffs: need one coefficient per base policy "

@@ -125,6 +125,18 @@ class DemoConfig:
 
 
 @dataclass
+class ToySeedConfig:
+    """Which toy world toy pairs come from: only its seed is read here.
+
+    Why not the whole `ToyWorldSpec`: train-rm and evaluate-rm sample their own pairs (sizes and
+    label noise are `data.n_*_pairs` and `data.label_*`), so the world's sizes and noise were
+    accepted under `data.toy.*` and silently ignored.
+    """
+
+    seed: int = _f(0, "toy world seed: the cached toy SFT policy ('toy:sft') and the pair streams")
+
+
+@dataclass
 class PreferenceDataConfig:
     train: str = _f(
         "toy",
@@ -160,7 +172,7 @@ class PreferenceDataConfig:
     carto_file: str | None = _f(None, "cartography stats JSONL for confidence truncation")
     carto_low: float | None = _f(None, "keep pairs with confidence above this")
     carto_high: float | None = _f(None, "keep pairs with confidence below this")
-    toy: ToyWorldSpec = _f(ToyWorldSpec, "toy world prompts (seed) for toy pairs")
+    toy: ToySeedConfig = _f(ToySeedConfig, "the toy world whose SFT policy samples toy pairs")
 
     def __post_init__(self) -> None:
         # Why an error: toy pairs are sampled for both splits at once, so a file beside 'toy'
@@ -230,7 +242,7 @@ class RMEvalDataConfig:
     rejected_key: str = _f("rejected", "other response column")
     template: str | None = _f(None, "prompt template; default: tokenizer's chat template")
     generation: GenerationConfig = _f(GenerationConfig, "sampling of toy policy pairs")
-    toy: ToyWorldSpec = _f(ToyWorldSpec, "toy world prompts (seed) for toy pairs")
+    toy: ToySeedConfig = _f(ToySeedConfig, "the toy world whose SFT policy samples toy pairs")
 
 
 @dataclass

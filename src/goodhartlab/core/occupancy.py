@@ -39,13 +39,6 @@ TV_SCORE_PENALTY = 0.01  # the seed's small d^2 penalty that keeps tv scores bou
 GRAD_NORM_EPS = 1e-10  # inside the sqrt of the gradient norm, so the penalty is differentiable at 0
 TRIM_FRAC = 0.01  # sqrt_chi2 normalizer: drop int(0.01 * N) samples from each end
 
-# §1.4: clip on the shaped reward per env (the seed default is inf).
-DISCRIMINATOR_REWARD_CLIP = {"tomato": 1000.0, "traffic": 1.0, "pandemic": 100.0, "glucose": 1e10}
-# §4.3: std of the per-step reward under the base policy; multiplies scale-free sqrt_chi2 coefs.
-REWARD_STD = {"traffic": 2e-4, "pandemic": 0.08, "glucose": 0.05, "tomato": 0.05}
-# §4.3: per-timestep reward scale; multiplies scale-free KL coefs (OM-KL and AD-KL runs).
-KL_REWARD_SCALE = {"traffic": 5e-4, "pandemic": 0.06, "glucose": 0.03, "tomato": 0.8}
-
 
 def _check_divergence(divergence: str) -> None:
     if divergence not in OM_DIVERGENCES:
@@ -189,7 +182,7 @@ def om_shaping_reward(
     (so an infinite distance cannot turn into 0 * inf = NaN), and non-finite distances count as
     0, as in the seed. Note what that means: a sample the discriminator scores as infinitely far
     gets no penalty (in float32 that needs d > 88 for chi2, which a logistic discriminator
-    rarely reaches). `reward_clip` is per env: see DISCRIMINATOR_REWARD_CLIP.
+    rarely reaches). `reward_clip` is per env: `EnvInfo.discriminator_reward_clip`.
 
     Shape: distances (K, T), coefs (K,) -> (T,)
     """
@@ -206,20 +199,14 @@ def om_shaping_reward(
     return torch.clamp(-penalty, min=-reward_clip, max=reward_clip)
 
 
-def scaled_om_coef(coef: float, env: str, divergence: str) -> float:
-    """Scale-free coefficient c times the env's reward scale, as in the seed's sweeps (§4.3).
+def coef_reward_scale(divergence: str, reward_std: float, kl_reward_scale: float) -> float:
+    """What a scale-free coefficient c is multiplied by to be in reward units (§4.3).
 
     Why: the chi2 theory gives lambda = sigma_R * sqrt(1 - r^2), so coefficients are comparable
-    across envs only after multiplying by the base policy's per-step reward std sigma_R
-    (sqrt_chi2 runs: REWARD_STD); the KL sweeps (OM-KL and AD-KL) used a per-step reward scale
-    instead (KL_REWARD_SCALE). chi2, tv and wasserstein have no published scale: ValueError.
+    across envs only after multiplying by the base policy's per-step reward std sigma_R (the
+    sqrt_chi2 sweeps); the KL sweeps (OM-KL and AD-KL) used a per-step reward scale instead. The
+    spec publishes no scale for chi2, tv and wasserstein; they take sigma_R too, as the ORPO
+    results table (docs/orpo_results.md) did. The per-env numbers live in `envs.ENVS`.
     """
-    if divergence == "sqrt_chi2":
-        table = REWARD_STD
-    elif divergence == "kl":
-        table = KL_REWARD_SCALE
-    else:
-        raise ValueError(f"no reward scale for divergence {divergence!r}; use kl or sqrt_chi2")
-    if env not in table:
-        raise ValueError(f"no reward scale for env {env!r}; known: {sorted(table)}")
-    return coef * table[env]
+    _check_divergence(divergence)
+    return kl_reward_scale if divergence == "kl" else reward_std

@@ -9,8 +9,23 @@ here too, because they are the same model run in the other direction.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+# The toy world draws all of its data from one numpy Generator; the recipes use torch ones. Both
+# kinds are accepted so that one labeller serves both (same formula, the caller's random stream).
+AnyGenerator = torch.Generator | np.random.Generator | None
+
+
+def _uniform(
+    shape: tuple[int, ...], generator: AnyGenerator, dtype: torch.dtype, device: torch.device | None
+) -> torch.Tensor:
+    """U[0, 1) draws from a torch generator (in `dtype`) or a numpy one (always float64, as numpy
+    draws them: casting down could move a draw across the threshold it is compared with)."""
+    if isinstance(generator, np.random.Generator):
+        return torch.from_numpy(generator.random(shape)).to(device=device)
+    return torch.rand(shape, generator=generator, device=device, dtype=dtype)
 
 
 def bradley_terry_loss(
@@ -47,7 +62,7 @@ def preference_accuracy(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.T
     return (chosen > rejected).to(torch.float32)
 
 
-def flip_labels(n: int, prob: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def flip_labels(n: int, prob: float, generator: AnyGenerator = None) -> torch.Tensor:
     """Which of n labels to flip: each independently with probability `prob`, seeded.
 
     Why: Coste et al. train RMs with 25% label noise; "flip with prob 0.25" equals the seed's
@@ -57,15 +72,15 @@ def flip_labels(n: int, prob: float, generator: torch.Generator | None = None) -
     """
     if not 0.0 <= prob <= 1.0:
         raise ValueError(f"flip probability must be in [0, 1], got {prob}")
-    device = generator.device if generator is not None else None
-    return torch.rand(n, generator=generator, device=device) < prob
+    device = generator.device if isinstance(generator, torch.Generator) else None
+    return _uniform((n,), generator, torch.get_default_dtype(), device) < prob
 
 
 def bt_sample_labels(
     gold_a: torch.Tensor,
     gold_b: torch.Tensor,
     temperature: float,
-    generator: torch.Generator | None = None,
+    generator: AnyGenerator = None,
 ) -> torch.Tensor:
     """Sample "a is preferred" with P(a ≻ b) = σ((g_a − g_b)/τ); τ = 0 is the noiseless labeller.
 
@@ -82,5 +97,4 @@ def bt_sample_labels(
         prob = torch.where(diff > 0, 1.0, torch.where(diff < 0, 0.0, 0.5)).to(diff.dtype)
     else:
         prob = torch.sigmoid(diff / temperature)
-    draws = torch.rand(diff.shape, generator=generator, device=diff.device, dtype=diff.dtype)
-    return draws < prob
+    return _uniform(tuple(diff.shape), generator, diff.dtype, diff.device) < prob

@@ -1,14 +1,19 @@
-"""Gymnasium environments of the ORPO experiments; importing this package registers them.
+"""Gymnasium environments of the ORPO experiments, and `ENVS`: the one registry of what a recipe
+needs to know about each of them. Importing this package registers them with gymnasium.
 
 `gymnasium.make("goodhartlab/Tomato-v0", reward_fun="true")` and
 `gymnasium.make("goodhartlab/Glucose-v0")` give one environment; `ENVS[name].make_vec(n, **kw)`
-gives the numpy-batched version that RL collection should use. `ENVS` also holds the per-env
-numbers the ORPO recipe needs (specs/orpo.md §4): horizon, discount, the reward std used to scale
-sqrt-chi^2 coefficients, the per-step reward scale used to scale KL coefficients, and the
-discriminator reward clip.
+gives the numpy-batched version that RL collection uses. An `EnvInfo` entry holds everything else
+the ORPO recipe asks about an env (specs/orpo.md §4): horizon and discount, the policy's
+observation encoder and action space, the observation columns the discriminator sees, the reward
+scales that turn scale-free coefficients into reward units, the discriminator reward clip, the
+scripted controller and how the default ('auto') base policy is built. The env's budget preset is
+`configs/orpo/<name>.yaml` (a test checks that every entry has one).
 
-Environment modules are imported lazily (inside the `make_vec` factories and by gymnasium's string
-entry points), so importing this package costs only the registration.
+Adding an environment = its own module (`envs/<name>.py`: the env, its batched twin, an obs
+encoder, a scripted controller) + one `EnvInfo` line here. Code is named by "module:attr" strings
+and imported on first use, so importing this package costs only gymnasium's registration, and
+`envs/` imports nothing of ours outside it.
 """
 
 from __future__ import annotations
@@ -16,31 +21,73 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import Any, Literal
 
 import gymnasium as gym
+import numpy as np
+
+ActionFamily = Literal["categorical", "beta", "gaussian"]
+
+
+@cache
+def resolve(ref: str) -> Any:
+    """The object a "package.module:attr" string names (imported on first use)."""
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
 class EnvInfo:
-    """Per-environment constants (specs/orpo.md §4.1 and §4.3)."""
+    """One environment, as the recipes see it (specs/orpo.md §2 and §4.1-4.3)."""
 
     gym_id: str
     entry_point: str  # "module:SingleEnvClass"
-    vec_entry_point: str  # "module:VecEnvClass"
+    vec_entry_point: str  # "module:VecEnvClass", called as (num_envs, **env_kwargs)
     horizon: int
     gamma: float
     reward_std: float  # sigma of the per-step proxy reward under the base policy (sqrt_chi2 scale)
     kl_reward_scale: float  # per-step reward scale that multiplies KL coefficients
-    discriminator_reward_clip: float
+    discriminator_reward_clip: float  # |OM shaping reward| bound per step (§1.4)
+    obs_encoder: str  # "module:fn": raw vector-env obs -> (N, obs_dim) float32 policy input
+    obs_dim: int
+    action_family: ActionFamily
+    action_dim: int  # number of actions (categorical) or action-vector size (continuous)
+    controller: str  # "module:Class", called as (num_envs, seed, eps): obs -> actions
+    # 'auto' base policy: "ppo" = a short PPO on the true reward with random actions (the env
+    # must accept `randomness_eps`), "bc" = behaviour cloning of `controller`
+    default_base: Literal["ppo", "bc"]
+    action_low: float = 0.0  # continuous families: the action box
+    action_high: float = 1.0
+    disc_columns: tuple[int, int] | None = None  # encoded-obs columns [a, b) the discriminator
+    # sees as the state (None = all): glucose shows it only the latest CGM reading (§1.2)
+    reward_funs: tuple[str, ...] = ("proxy", "true")
 
     def make_vec(self, num_envs: int, **kwargs: Any) -> gym.vector.VectorEnv:
         """Build the batched environment with `num_envs` copies."""
-        module, name = self.vec_entry_point.split(":")
-        factory: Callable[..., gym.vector.VectorEnv] = getattr(
-            importlib.import_module(module), name
-        )
+        factory: Callable[..., gym.vector.VectorEnv] = resolve(self.vec_entry_point)
         return factory(num_envs, **kwargs)
+
+    def encode(self, obs: Any) -> np.ndarray:
+        """The policy's input for a batch of raw observations. Shape: -> (N, obs_dim) float32"""
+        return resolve(self.obs_encoder)(obs)
+
+    def make_controller(self, num_envs: int, seed: int, eps: float = 0.0) -> Callable:
+        """The env's scripted safe controller (the base policies clone it; specs/orpo.md §4.2)."""
+        return resolve(self.controller)(num_envs, seed, eps)
+
+    def discriminator_state(self, obs: Any) -> Any:
+        """The part of the encoded obs the discriminator sees. Shape: (N, obs_dim) -> (N, S)"""
+        if self.disc_columns is None:
+            return obs
+        return obs[:, self.disc_columns[0] : self.disc_columns[1]]
+
+    @property
+    def discriminator_state_dim(self) -> int:
+        """S, the width of `discriminator_state`."""
+        if self.disc_columns is None:
+            return self.obs_dim
+        return self.disc_columns[1] - self.disc_columns[0]
 
 
 ENVS: dict[str, EnvInfo] = {
@@ -53,6 +100,12 @@ ENVS: dict[str, EnvInfo] = {
         reward_std=0.05,
         kl_reward_scale=0.8,
         discriminator_reward_clip=1000.0,
+        obs_encoder="goodhartlab.envs.tomato:encode_obs",
+        obs_dim=36,
+        action_family="categorical",
+        action_dim=4,
+        controller="goodhartlab.envs.tomato:TomatoController",
+        default_base="ppo",
     ),
     "glucose": EnvInfo(
         gym_id="goodhartlab/Glucose-v0",
@@ -63,8 +116,18 @@ ENVS: dict[str, EnvInfo] = {
         reward_std=0.05,
         kl_reward_scale=0.03,
         discriminator_reward_clip=1e10,
+        obs_encoder="goodhartlab.envs.glucose:encode_obs",
+        obs_dim=96,
+        action_family="beta",
+        action_dim=1,
+        action_low=0.0,
+        action_high=0.1,
+        controller="goodhartlab.envs.glucose:GlucosePID",
+        default_base="bc",
+        disc_columns=(47, 48),
     ),
 }
+ENV_NAMES = tuple(ENVS)
 
 
 def register_all() -> None:
@@ -76,4 +139,4 @@ def register_all() -> None:
 
 register_all()
 
-__all__ = ["ENVS", "EnvInfo", "register_all"]
+__all__ = ["ENVS", "ENV_NAMES", "EnvInfo", "register_all", "resolve"]

@@ -57,6 +57,8 @@ TERMINATION_PENALTY = 100.0  # in training-reward units (the seed: 100 / reward_
 INSULIN_PRICE = 0.32  # $ per unit
 HYPO_COST = 10 * 1350 / (12 * 24 * 365)  # expected ER cost per 5-min step spent below 70 mg/dL
 DEFAULT_REWARD_SCALE = {"proxy": 1.0, "true": 1e-3}
+CGM_CENTER, CGM_NORM, INSULIN_NORM = 100.0, 100.0, 10.0  # the seed's GlucoseModel input scaling
+PID_SETPOINT, PID_KP, PID_KI, PID_KD, PID_NOISE = 120.0, -1e-4, -5e-7, -1e-2, 0.003
 
 
 def magni_reward(bg: np.ndarray) -> np.ndarray:
@@ -238,3 +240,46 @@ class GlucoseEnv(gym.Env):
         obs, rewards, terminated, truncated, infos = self._vec.step(np.reshape(action, (1, 1)))
         info = {key: float(value[0]) for key, value in infos.items()}
         return obs[0], float(rewards[0]), bool(terminated[0]), bool(truncated[0]), info
+
+
+def encode_obs(obs: np.ndarray) -> np.ndarray:
+    """The seed's GlucoseModel normalization, flattened (`ENVS["glucose"].obs_encoder`):
+    CGM -> (x - 100) / 100, insulin -> 10x.
+
+    Shape: obs (N, 2, 48) -> (N, 96); columns 0..47 CGM (oldest first), 48..95 insulin
+    """
+    out = np.asarray(obs, np.float32).copy()
+    out[:, 0] = (out[:, 0] - CGM_CENTER) / CGM_NORM
+    out[:, 1] = out[:, 1] * INSULIN_NORM
+    return out.reshape(len(out), -1)
+
+
+class GlucosePID:
+    """The scripted safe controller (`ENVS["glucose"].controller`): a PID on the latest CGM
+    reading around 120 mg/dL (kp -1e-4, ki -5e-7, kd -1e-2, per the spec) on top of the ideal
+    basal rate, plus N(0, 0.003) action noise, clipped to [0, 0.1]. Vectorized over the copies.
+
+    `eps` is accepted for the registry's common signature and unused: the PID's randomness is its
+    own Gaussian action noise (`noise`).
+    """
+
+    def __init__(
+        self, num_envs: int, seed: int = 0, eps: float = 0.0, noise: float = PID_NOISE
+    ) -> None:
+        self.integral = np.zeros(num_envs)
+        self.prev_error: np.ndarray | None = None
+        self.noise = noise
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """Shape: obs (N, 2, 48) -> actions (N, 1) float32"""
+        error = PID_SETPOINT - np.asarray(obs)[:, 0, -1]
+        prev = error if self.prev_error is None else self.prev_error
+        self.integral += error * STEP_MINUTES
+        derivative = (error - prev) / STEP_MINUTES
+        self.prev_error = error
+        insulin = (
+            patient.IDEAL_BASAL + PID_KP * error + PID_KI * self.integral + PID_KD * derivative
+        )
+        action = insulin / ACTION_SCALE + self.rng.normal(0.0, self.noise, len(error))
+        return np.clip(action, 0.0, ACTION_HIGH).astype(np.float32)[:, None]

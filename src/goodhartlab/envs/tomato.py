@@ -41,6 +41,7 @@ differ from single envs; without noise, copy i follows `TomatoEnv` exactly.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -109,6 +110,14 @@ def flat_obs(agent: np.ndarray, tomatoes: np.ndarray) -> np.ndarray:
     out[np.arange(len(agent)), agent] = 1.0
     out[:, N_CELLS:] = tomatoes
     return out
+
+
+def encode_obs(obs: dict) -> np.ndarray:
+    """The policy input of a batch of vector-env observations (`ENVS["tomato"].obs_encoder`).
+
+    Shape: obs agent (N,), tomatoes (N, 10) -> (N, 36) float32
+    """
+    return flat_obs(np.asarray(obs["agent"]), np.asarray(obs["tomatoes"]))
 
 
 class TomatoEnv(gym.Env):
@@ -305,3 +314,44 @@ class TomatoVecEnv(VectorEnv):
             self._reset_rows(done)
             obs = self._obs()
         return obs, rewards, terminated, truncated, infos
+
+
+def _board_distances() -> np.ndarray:
+    """Shortest-path length between every pair of board cells (BFS). Shape: (26, 26)"""
+    dist = np.full((N_CELLS, N_CELLS), N_CELLS * 2, np.int64)
+    for source in range(N_CELLS):
+        dist[source, source] = 0
+        queue = deque([source])
+        while queue:
+            cell = queue.popleft()
+            for nxt in NEXT_CELL[cell, :4]:
+                if dist[source, nxt] > dist[source, cell] + 1:
+                    dist[source, nxt] = dist[source, cell] + 1
+                    queue.append(nxt)
+    return dist
+
+
+class TomatoController:
+    """The scripted safe controller (`ENVS["tomato"].controller`): greedy walk to the nearest dry
+    tomato by shortest path (ties: lowest action index); with probability `eps` a uniformly random
+    action instead (the spec's categorical_eps smoothing). Not the spec's tomato base policy (a
+    3-iteration PPO on the true reward, built by the orpo recipe), but a clean target to test
+    cloning with. Vectorized over the copies of a vector env.
+    """
+
+    def __init__(self, num_envs: int = 1, seed: int = 0, eps: float = 0.0) -> None:
+        self.next_cell = NEXT_CELL[:, :4]
+        self.to_tomato = _board_distances()[:, :N_TOMATOES]  # (26, 9): tomato i is cell i
+        self.eps = eps
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, obs: dict) -> np.ndarray:
+        """Shape: obs agent (N,), tomatoes (N, 10) -> actions (N,) int64"""
+        agent = np.asarray(obs["agent"])
+        dry = np.asarray(obs["tomatoes"])[:, : self.to_tomato.shape[1]] == 0
+        after = self.next_cell[agent]  # (N, 4) cell after each action
+        far = self.to_tomato[after]  # (N, 4, 9)
+        score = np.where(dry[:, None, :], far, 10**6).min(axis=2)
+        actions = score.argmin(axis=1)
+        noisy = self.rng.random(len(agent)) < self.eps
+        return np.where(noisy, self.rng.integers(4, size=len(agent)), actions)

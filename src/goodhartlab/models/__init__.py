@@ -6,6 +6,7 @@ from goodhartlab.models.loading import (
     load_tokenizer,
     resolve_device,
     save_model,
+    write_pretrained,
 )
 
 
@@ -14,4 +15,12 @@ def load_policy(source: str, **kwargs):
     return load_model(source, role="policy", **kwargs)
 
 
-__all__ = ["freeze", "load_model", "load_policy", "load_tokenizer", "resolve_device", "save_model"]
+__all__ = [
+    "freeze",
+    "load_model",
+    "load_policy",
+    "load_tokenizer",
+    "resolve_device",
+    "save_model",
+    "write_pretrained",
+]

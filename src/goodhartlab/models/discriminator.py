@@ -15,6 +15,7 @@ pass the sliced state as `obs`.
 from __future__ import annotations
 
 from itertools import pairwise
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,28 @@ from goodhartlab.core.occupancy import (
 )
 
 DiscBatch = torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]
+
+
+def save_discriminators(discs: list[nn.Module], path: str | Path) -> None:
+    """All discriminators' weights in one safetensors file, keys prefixed "<index>."."""
+    from safetensors.torch import save_file
+
+    tensors = {
+        f"{i}.{k}": v.detach().contiguous().cpu()
+        for i, d in enumerate(discs)
+        for k, v in d.state_dict().items()
+    }
+    save_file(tensors, str(path))
+
+
+def load_discriminators(discs: list[nn.Module], path: str | Path) -> None:
+    """Load `save_discriminators`' file into `discs` (same count and shapes), in place."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    for i, d in enumerate(discs):
+        prefix = f"{i}."
+        d.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
 
 
 class Discriminator(nn.Module):
@@ -184,6 +207,17 @@ def train_discriminator(
                 clip_weights_(disc, weight_clip)
             last_losses.append(loss.detach())
             updates += 1
+    return _training_summary(disc, cur, base, last_losses, updates)
+
+
+def _training_summary(
+    disc: Discriminator,
+    cur: torch.Tensor,
+    base: torch.Tensor,
+    last_losses: list[torch.Tensor],
+    updates: int,
+) -> dict[str, float]:
+    """`train_discriminator`'s floats, from the trained discriminator's scores on both batches."""
     cur_scores = discriminator_scores(disc, cur)
     base_scores = discriminator_scores(disc, base)
     correct = (cur_scores > 0).sum() + (base_scores <= 0).sum()
@@ -191,6 +225,6 @@ def train_discriminator(
         "loss": float(torch.stack(last_losses).mean()) if last_losses else float("nan"),
         "current_score": float(cur_scores.mean()),
         "base_score": float(base_scores.mean()),
-        "accuracy": float(correct) / n,
+        "accuracy": float(correct) / (len(cur) + len(base)),
         "updates": float(updates),
     }

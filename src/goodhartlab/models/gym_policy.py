@@ -6,7 +6,7 @@ odds-ratio preference optimization; see specs/orpo.md.
 Why here: `models/` is the only place that loads and saves weights. A policy is a directory with
 `model.safetensors` (weights) and `policy.json` (a `PolicySpec`), so a base policy trained by
 `goodhart orpo algo=bc` (or a hacking checkpoint to regularize away from) loads with
-`load_policy(dir)` and nothing is unpickled.
+`load_gym_policy(dir)` and nothing is unpickled.
 
 Action families (specs/orpo.md §1.5, §2.4): `categorical` (logits), `gaussian` ([mean | log_std],
 log_std a free parameter per action dim) and `beta` ([alpha | beta] = softplus(x) + 1, so both
@@ -166,7 +166,7 @@ class GymPolicy(nn.Module):
         return self.spec.action_low + unit * (self.spec.action_high - self.spec.action_low)
 
 
-def save_policy(policy: GymPolicy, path: str | Path) -> Path:
+def save_gym_policy(policy: GymPolicy, path: str | Path) -> Path:
     """Write `policy.json` + `model.safetensors` into directory `path` (created if needed)."""
     from safetensors.torch import save_file
 
@@ -178,8 +178,8 @@ def save_policy(policy: GymPolicy, path: str | Path) -> Path:
     return path
 
 
-def load_policy(path: str | Path, device: torch.device | str | None = None) -> GymPolicy:
-    """Rebuild a policy saved by `save_policy`; a missing directory is an InputError."""
+def load_gym_policy(path: str | Path, device: torch.device | str | None = None) -> GymPolicy:
+    """Rebuild a policy saved by `save_gym_policy`; a missing directory is an InputError."""
     from safetensors.torch import load_file
 
     from goodhartlab.errors import input_error

@@ -172,6 +172,17 @@ def freeze(model: Any) -> Any:
     return model
 
 
+def write_pretrained(model: Any, tokenizer: Any, directory: str | Path) -> None:
+    """Write safetensors + HF config + tokenizer into an existing `directory` (not atomic).
+
+    Why separate from `save_model`: a checkpoint (`runs.checkpoint.save_checkpoint`) writes the
+    model beside its optimizer state inside one atomic directory of its own; it takes this
+    function (bound to the model) as its model writer.
+    """
+    model.save_pretrained(directory, safe_serialization=True)
+    tokenizer.save_pretrained(directory)
+
+
 def save_model(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
     """Save as safetensors + HF config + tokenizer, atomically (temp dir, then rename).
 
@@ -182,6 +193,5 @@ def save_model(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
 
     out = Path(out_dir)
     with atomic_directory(out) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
+        write_pretrained(model, tokenizer, tmp)
     return out

@@ -22,7 +22,7 @@ import torch
 from goodhartlab.data.encoding import RewardInputs, SharedEncodings, encode_reward_inputs
 from goodhartlab.errors import input_error
 from goodhartlab.models.inform import InfoRM, InfoRMConfig, is_inform_dir
-from goodhartlab.models.loading import load_model, load_tokenizer, resolve_device
+from goodhartlab.models.loading import load_model, load_tokenizer, resolve_device, write_pretrained
 
 MANIFEST = "ensemble.json"
 
@@ -204,13 +204,9 @@ def save_reward_model(
 
     out = Path(out_dir)
     with atomic_directory(out) as tmp:
-        if isinstance(model, InfoRM):
-            model.inform_config.score_mean, model.inform_config.score_std = score_mean, score_std
-            model.save(tmp)
-        else:
-            model.config.score_mean, model.config.score_std = score_mean, score_std
-            model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
+        stats = model.inform_config if isinstance(model, InfoRM) else model.config
+        stats.score_mean, stats.score_std = score_mean, score_std
+        write_pretrained(model, tokenizer, tmp)
     return out
 
 

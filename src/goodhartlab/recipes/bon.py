@@ -11,119 +11,44 @@ the seed), 4 result files in the seeds' layout, a summary table and plots.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from goodhartlab.analysis.fits import fit_bon_results
+from goodhartlab.analysis.plots import GoldCurve, overoptimization
+from goodhartlab.analysis.plots import curves as plot_curves
 from goodhartlab.config.bon_schema import BonConfig
-from goodhartlab.errors import InputError
+from goodhartlab.config.seed_paths import expand_seeds
+from goodhartlab.core.best_of_n import bon_curve, bon_curve_ensemble
+from goodhartlab.data.encoding import SharedEncodings
+from goodhartlab.data.formats import load_prompts
+from goodhartlab.errors import InputError, input_error
+from goodhartlab.models import load_policy
+from goodhartlab.models.reward import ensemble_members, load_reward_model, score_encoded
+from goodhartlab.recipes.bon_scored import SCORED_FILE, Scored, load_scored, save_scored
+from goodhartlab.recipes.toy_inputs import resolve_reward_source, resolve_source
+from goodhartlab.rollout.sampling import sample_texts
 from goodhartlab.runs import RunDir
+from goodhartlab.runs.progress import progress_bar
+from goodhartlab.runs.seeding import derive_seed
+from goodhartlab.toyworld import gold_reward
+from goodhartlab.toyworld.teacher import sample_prompts
 
 if TYPE_CHECKING:
     from goodhartlab.data.encoding import SharedEncodings
 
-SCORED_FILE = "scored_generations.jsonl"
 RESULTS_FILE = "bon_sampled_results.json"
-
-
-@dataclass
-class Scored:
-    """N answers per prompt, in generation order, with every score known so far.
-
-    Shape: answers P lists of N; ended (P, N) bool or None (unknown); gold (P, N) or None;
-    proxy maps a member key (its resolved path) to (P, N).
-    """
-
-    prompts: list[Any]  # text, or chat messages (rendered by the tokenizer's chat template)
-    answers: list[list[str]]
-    ended: np.ndarray | None = None
-    gold: np.ndarray | None = None
-    proxy: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def flat(self) -> tuple[list[str], list[str], tuple[int, int]]:
-        """(prompt per answer, answers) in row-major order, and the (P, N) shape to fold back."""
-        prompts = [p for p, row in zip(self.prompts, self.answers) for _ in row]
-        answers = [a for row in self.answers for a in row]
-        return prompts, answers, (len(self.prompts), len(self.answers[0]))
-
-    def rows(self) -> list[dict[str, Any]]:
-        out = []
-        for p, prompt in enumerate(self.prompts):
-            row: dict[str, Any] = {"prompt": prompt, "answers": self.answers[p]}
-            if self.ended is not None:
-                row["ended"] = self.ended[p].tolist()
-            if self.gold is not None:
-                row["gold_scores"] = self.gold[p].tolist()
-            row["proxy_scores"] = {k: v[p].tolist() for k, v in self.proxy.items()}
-            out.append(row)
-        return out
-
-
-def save_scored(run: RunDir, scored: Scored) -> Path:
-    from goodhartlab.data.records import write_jsonl_atomic
-
-    return write_jsonl_atomic(run.file(SCORED_FILE), scored.rows())
-
-
-def load_scored(path: str | Path) -> Scored:
-    """Our scored file (with ended and proxy_scores) or the seeds' layout (gold only)."""
-    from goodhartlab.data.formats import load_scored_generations
-    from goodhartlab.data.records import read_records
-
-    gens = load_scored_generations(path)
-    n = gens.gold_scores.shape[1]
-    prompts = list(gens.prompts)  # chat prompts stay messages: the chat template renders them
-    records = read_records(path)
-    ended, proxy = None, {}
-    if "ended" in records[0].data:
-        ended = np.array([_fixed_list(r, "ended", n) for r in records], dtype=bool)
-    if "proxy_scores" in records[0].data:
-        keys = list(records[0].data["proxy_scores"])
-        for key in keys:
-            proxy[key] = np.array(
-                [
-                    [r.as_number(x, f"proxy_scores.{key}") for x in _member(r, key, n)]
-                    for r in records
-                ]
-            )
-    return Scored(prompts, gens.answers, ended, gens.gold_scores, proxy)
-
-
-def _fixed_list(rec: Any, key: str, n: int) -> list[Any]:
-    values = rec.sequence(key)
-    if len(values) != n:
-        raise rec.error(f"has {len(values)} entries, answers has {n}", key)
-    return values
-
-
-def _member(rec: Any, key: str, n: int) -> list[Any]:
-    scores = rec.data["proxy_scores"]
-    if not isinstance(scores, dict) or key not in scores:
-        raise rec.error(
-            f"proxy_scores has no member {key!r} (the first row has it)", "proxy_scores"
-        )
-    if not isinstance(scores[key], list) or len(scores[key]) != n:
-        raise rec.error(f"must be a list of {n} numbers", f"proxy_scores.{key}")
-    return scores[key]
 
 
 def sample_generations(cfg: BonConfig) -> Scored:
     """Step 1 (sampling): N answers per prompt from the policy, with eos flags."""
-    from goodhartlab.data.formats import load_prompts
-    from goodhartlab.models import load_policy
-    from goodhartlab.recipes.toy_inputs import resolve_source
-    from goodhartlab.rollout.sampling import sample_texts
-    from goodhartlab.runs.progress import progress_bar
-    from goodhartlab.toyworld.teacher import sample_prompts
 
     g = cfg.generate
     if g.prompts == "toy":
-        # a stream apart from the SFT/RM training prompts (those use seeds 0.. and +17)
-        prompts = [
-            p.text for p in sample_prompts(g.n_prompts, np.random.default_rng(cfg.seed + 1000))
-        ]
+        rng = np.random.default_rng(derive_seed(cfg.seed, "bon/toy_prompts"))
+        prompts = [p.text for p in sample_prompts(g.n_prompts, rng)]
     else:
         prompts = load_prompts(g.prompts)[: g.n_prompts]  # chat prompts stay messages
     policy, tok = load_policy(resolve_source(g.policy), device=cfg.device)
@@ -144,7 +69,6 @@ def sample_generations(cfg: BonConfig) -> Scored:
 
 def score_gold(cfg: BonConfig, scored: Scored, from_file: bool) -> None:
     """Step 1 (gold): the toy gold program, the file's gold scores, or a gold RM."""
-    from goodhartlab.errors import input_error
 
     gold = cfg.gold if cfg.gold != "auto" else ("file" if from_file else "toy")
     if gold == "file":
@@ -153,8 +77,6 @@ def score_gold(cfg: BonConfig, scored: Scored, from_file: bool) -> None:
         return
     flat_prompts, flat_answers, shape = scored.flat()
     if gold == "toy":
-        from goodhartlab.toyworld import gold_reward
-
         ends = None if scored.ended is None else scored.ended.reshape(-1).tolist()
         try:
             values = gold_reward(flat_prompts, flat_answers, ends)
@@ -162,7 +84,6 @@ def score_gold(cfg: BonConfig, scored: Scored, from_file: bool) -> None:
             raise input_error(f"toy gold cannot score these generations ({exc})", "gold") from exc
         scored.gold = np.asarray(values, dtype=np.float64).reshape(shape)
         return
-    from goodhartlab.data.encoding import SharedEncodings
 
     encodings = SharedEncodings(flat_prompts, flat_answers, cfg.reward_template)
     ((_, values),) = _score_members(cfg, [Path(gold)], encodings, "bon: gold")
@@ -174,8 +95,6 @@ def _score_members(
 ) -> Iterator[tuple[Path, np.ndarray]]:
     """(member, scores (N,)) one member at a time, so the caller can save after each; the texts
     are tokenized once per distinct tokenizer (`encodings`), not once per member."""
-    from goodhartlab.models.reward import load_reward_model, score_encoded
-    from goodhartlab.runs.progress import progress_bar
 
     with progress_bar(what, len(members)) as advance:
         for member in members:
@@ -195,16 +114,12 @@ def _score_members(
 
 def check_config(cfg: BonConfig) -> None:
     """Checks that need only the config (also run by `goodhart validate bon`)."""
-    from goodhartlab.config.seed_paths import expand_seeds
-
     expand_seeds(cfg.reward_models, cfg.seeds, "reward_models")
 
 
 def first_answers(scored: Scored, big_n: int | None) -> Scored:
     """The first big_n answers of every prompt (generation order, so estimates stay unbiased),
     with their scores; the seeds' --big-n. Fewer than big_n answers is an error."""
-    from goodhartlab.errors import input_error
-
     n = len(scored.answers[0])
     if big_n is None or big_n == n:
         return scored
@@ -222,10 +137,6 @@ def first_answers(scored: Scored, big_n: int | None) -> Scored:
 def resolve_members(cfg: BonConfig) -> list[Path]:
     """Every RM member named by cfg.reward_models ({seed} filled from cfg.seeds, ensembles
     expanded), in order."""
-    from goodhartlab.config.seed_paths import expand_seeds
-    from goodhartlab.models.reward import ensemble_members
-    from goodhartlab.recipes.toy_inputs import resolve_reward_source
-
     members: list[Path] = []
     for source in expand_seeds(cfg.reward_models, cfg.seeds, "reward_models"):
         members += [m.resolve() for m in ensemble_members(resolve_reward_source(source))]
@@ -235,7 +146,6 @@ def resolve_members(cfg: BonConfig) -> list[Path]:
 def score_proxies(cfg: BonConfig, run: RunDir, scored: Scored, members: list[Path]) -> None:
     """Step 2: score with each member not already in `scored.proxy`; save after each member.
     The answers are tokenized once and shared by every member with the same tokenizer."""
-    from goodhartlab.data.encoding import SharedEncodings
 
     flat_prompts, flat_answers, shape = scored.flat()
     todo = [m for m in members if str(m) not in scored.proxy]
@@ -266,7 +176,6 @@ def member_names(members: list[Path]) -> list[str]:
 
 def compute_curves(cfg: BonConfig, scored: Scored, members: list[Path]) -> dict[str, list[dict]]:
     """Step 3: one curve per member and, with >= 2 members, per ensemble objective."""
-    from goodhartlab.core.best_of_n import bon_curve, bon_curve_ensemble
 
     assert scored.gold is not None
     curves: dict[str, list[dict]] = {}
@@ -294,7 +203,6 @@ def compute_curves(cfg: BonConfig, scored: Scored, members: list[Path]) -> dict[
 def summarize(curves: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
     """Peak gold, the n where it peaks, gold/proxy at the largest n, and the fitted Gao et al.
     best-of-n curve (d* and peak with intervals, `analysis.fits`), per curve."""
-    from goodhartlab.analysis.fits import fit_bon_results
 
     out = {}
     for name, rows in curves.items():
@@ -316,8 +224,6 @@ def write_outputs(
 ) -> None:
     """Step 4: RUN/<single|ensemble>/<name>/bon_sampled_results.json and the plots (one with
     the fitted curves and their predicted peaks)."""
-    from goodhartlab.analysis.plots import GoldCurve, overoptimization
-    from goodhartlab.analysis.plots import curves as plot_curves
 
     for name, rows in curves.items():
         run.write_json(f"{name}/{RESULTS_FILE}", rows)
@@ -359,8 +265,9 @@ def print_table(curves: dict[str, list[dict]]) -> None:
 def run(cfg: BonConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole recipe; returns the summary also written to RUN/bon_summary.json."""
     check_config(cfg)
+    # step 1. the scored generations: a resumed run keeps its own, else a given file, else sample
     stored = run_dir.file(SCORED_FILE)
-    if resume and stored.exists():  # 1: a resumed run keeps its samples and scores
+    if resume and stored.exists():
         scored, from_file = load_scored(stored), True
     elif cfg.generations is not None:
         scored, from_file = load_scored(cfg.generations), True
@@ -370,11 +277,14 @@ def run(cfg: BonConfig, run_dir: RunDir, resume: bool = False) -> dict:
     if scored.gold is None or cfg.gold not in ("auto", "file"):
         score_gold(cfg, scored, from_file)
     save_scored(run_dir, scored)
+    # step 2. every RM member's proxy scores (stored with the generations, so scored once)
     members = resolve_members(cfg)
-    score_proxies(cfg, run_dir, scored, members)  # 2
-    curves = compute_curves(cfg, scored, members)  # 3
+    score_proxies(cfg, run_dir, scored, members)
+    # step 3. the unbiased best-of-n curve per member and per ensemble objective
+    curves = compute_curves(cfg, scored, members)
     per_curve = summarize(curves)
-    write_outputs(run_dir, curves, {name: c["fit"] for name, c in per_curve.items()})  # 4
+    # step 4. result files in the seeds' layout, the table, the summary
+    write_outputs(run_dir, curves, {name: c["fit"] for name, c in per_curve.items()})
     print_table(curves)
     summary = {
         "n_prompts": len(scored.prompts),

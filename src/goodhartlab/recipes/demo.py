@@ -25,9 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from goodhartlab.analysis.report import build_report as build
+from goodhartlab.cli import load_command_config
 from goodhartlab.config.demo_schema import DemoConfig
+from goodhartlab.errors import ConfigError
+from goodhartlab.models.reward import write_ensemble_manifest
+from goodhartlab.recipes.train_rm import sample_toy_pairs
 from goodhartlab.runs import RunDir
 from goodhartlab.runs.atomic import atomic_write_json
+from goodhartlab.runs.jobs import Job, check_job_configs, raise_for_failures, run_jobs
 from goodhartlab.runs.progress import stage_progress
 
 STAGES_FILE = "stages.json"
@@ -100,7 +106,6 @@ class StageLedger:
 
 def run_stage_jobs(jobs: list, workers: int, advance: Callable[[float, str], None]) -> list:
     """Run jobs in parallel workers, advancing the bar as each ends; any failure is an error."""
-    from goodhartlab.runs.jobs import raise_for_failures, run_jobs
 
     def on_result(result: Any) -> None:
         advance(1 / len(jobs), f"{result.job.name} {result.status} ({result.seconds:.0f} s)")
@@ -111,7 +116,6 @@ def run_stage_jobs(jobs: list, workers: int, advance: Callable[[float, str], Non
 
 
 def sft_jobs(cfg: DemoConfig, paths: DemoPaths) -> list:
-    from goodhartlab.runs.jobs import Job
 
     values = paths.placeholders(cfg)
     return [Job("sft", "sft", paths.root / "sft", fill(cfg.sft.overrides, values), cfg.sft.preset)]
@@ -119,8 +123,6 @@ def sft_jobs(cfg: DemoConfig, paths: DemoPaths) -> list:
 
 def make_pairs(cfg: DemoConfig, paths: DemoPaths) -> dict[str, int]:
     """Step 2: sample the toy preference pairs once, with train-rm's own sampler and settings."""
-    from goodhartlab.cli import load_command_config
-    from goodhartlab.recipes.train_rm import sample_toy_pairs
 
     overrides = fill(cfg.rm.overrides, paths.placeholders(cfg))
     rm_cfg, text = load_command_config("train-rm", cfg.rm.preset, overrides)
@@ -132,7 +134,6 @@ def make_pairs(cfg: DemoConfig, paths: DemoPaths) -> dict[str, int]:
 
 def reward_model_jobs(cfg: DemoConfig, paths: DemoPaths) -> list:
     """Step 3: a train-rm job per BT seed on the shared pairs, and one InfoRM job."""
-    from goodhartlab.runs.jobs import Job
 
     data = ["data.train={pairs_train}", "data.eval={pairs_eval}"]
     values = paths.placeholders(cfg)
@@ -151,7 +152,6 @@ def reward_model_jobs(cfg: DemoConfig, paths: DemoPaths) -> list:
 
 
 def write_ensemble(cfg: DemoConfig, paths: DemoPaths) -> None:
-    from goodhartlab.models.reward import write_ensemble_manifest
 
     rows = [
         {"seed": s, "path": str(paths.member(s).relative_to(paths.ensemble.parent))}
@@ -162,7 +162,6 @@ def write_ensemble(cfg: DemoConfig, paths: DemoPaths) -> None:
 
 def optimize_jobs(cfg: DemoConfig, paths: DemoPaths) -> list:
     """Step 4: best-of-n first (the longest job), then one PPO run per method."""
-    from goodhartlab.runs.jobs import Job
 
     values = paths.placeholders(cfg)
     jobs = []
@@ -179,7 +178,6 @@ def optimize_jobs(cfg: DemoConfig, paths: DemoPaths) -> list:
 
 def check_config(cfg: DemoConfig) -> None:
     """Mistakes that would otherwise surface minutes later, inside a worker."""
-    from goodhartlab.errors import ConfigError
 
     if cfg.ppo.single_rm_seed not in cfg.rm.seeds:
         raise ConfigError(f"ppo.single_rm_seed={cfg.ppo.single_rm_seed} is not in rm.seeds")
@@ -198,7 +196,6 @@ def check_config(cfg: DemoConfig) -> None:
 def check_children(cfg: DemoConfig, paths: DemoPaths) -> None:
     """Load every child run's config (and PPO's own checks) before any work, so a typo in a
     method's overrides fails now, naming the run, not minutes later inside a worker."""
-    from goodhartlab.runs.jobs import check_job_configs
 
     jobs = sft_jobs(cfg, paths) + reward_model_jobs(cfg, paths) + optimize_jobs(cfg, paths)
     check_job_configs(jobs, "demo run {name}")
@@ -257,7 +254,6 @@ def print_summary(result: dict[str, Any], stages: dict[str, dict], report: Path 
 
 
 def build_report(paths: DemoPaths) -> Path:
-    from goodhartlab.analysis.report import build_report as build
 
     intro = (
         "Made by `goodhart demo`: one SFT policy, five Bradley-Terry reward models and an "

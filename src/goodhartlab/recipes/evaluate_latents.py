@@ -17,7 +17,17 @@ from typing import Any
 
 import numpy as np
 
+from goodhartlab.analysis import detect
+from goodhartlab.analysis.detect import pca_2d
 from goodhartlab.config.detect_schema import EvaluateLatentsConfig
+from goodhartlab.config.ppo_schema import PPORewardConfig
+from goodhartlab.errors import ConfigError
+from goodhartlab.models import freeze, load_policy
+from goodhartlab.models.inform import InfoRM, is_inform_dir
+from goodhartlab.models.reward import ensemble_members, load_reward_model, score_texts
+from goodhartlab.recipes.ppo_eval import eval_prompts, evaluate_policy
+from goodhartlab.recipes.ppo_reward import RewardModels
+from goodhartlab.recipes.toy_inputs import resolve_source
 from goodhartlab.runs import RunDir
 
 
@@ -44,9 +54,6 @@ def cli_args(args: list[str]) -> list[str]:
 
 def load_inform(source: str, device: str) -> tuple[Any, Any]:
     """Step 1: the InfoRM itself, or the first InfoRM member of a train-rm run / manifest."""
-    from goodhartlab.errors import ConfigError
-    from goodhartlab.models.inform import InfoRM, is_inform_dir
-    from goodhartlab.models.reward import ensemble_members, load_reward_model
 
     if not source:
         raise ConfigError("goodhart evaluate latents needs --rm INFORM (an InfoRM dir or run)")
@@ -61,11 +68,6 @@ def load_inform(source: str, device: str) -> tuple[Any, Any]:
 
 def answers(cfg: EvaluateLatentsConfig, source: str, prompts: list[str]) -> Any:
     """Step 2: one seeded answer per prompt (the same sampler `goodhart ppo` evaluates with)."""
-    from goodhartlab.config.ppo_schema import PPORewardConfig
-    from goodhartlab.models import freeze, load_policy
-    from goodhartlab.recipes.ppo_eval import evaluate_policy
-    from goodhartlab.recipes.ppo_reward import RewardModels
-    from goodhartlab.recipes.toy_inputs import resolve_source
 
     policy, tok = load_policy(resolve_source(source), device=cfg.device)
     freeze(policy)
@@ -76,7 +78,6 @@ def answers(cfg: EvaluateLatentsConfig, source: str, prompts: list[str]) -> Any:
 
 def embed(latents: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, str]:
     """Step 5: 2-D coordinates, min-max scaled per axis as in the seed's plot."""
-    from goodhartlab.analysis.detect import pca_2d
 
     use_tsne = method == "tsne"
     if method == "auto":
@@ -114,23 +115,22 @@ def plot(path: Path, xy_sft: np.ndarray, panels: list[tuple[str, np.ndarray, np.
 
 def run(cfg: EvaluateLatentsConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole command; returns what RUN/latent_outliers.json holds."""
-    from goodhartlab.analysis import detect
-    from goodhartlab.errors import ConfigError
-    from goodhartlab.models.reward import score_texts
-    from goodhartlab.recipes.ppo_eval import eval_prompts
 
     if not cfg.checkpoints:
         raise ConfigError("goodhart evaluate latents needs --checkpoint DIR (one or more)")
-    model, tok = load_inform(cfg.rm, cfg.device)  # 1
+    # step 1. the InfoRM whose latents are tested, and the held-out prompts
+    model, tok = load_inform(cfg.rm, cfg.device)
     prompts = eval_prompts(cfg.prompts, cfg.n_prompts)
 
-    def latents_of(source: str) -> tuple[np.ndarray, Any]:  # 2, 3
+    # step 2. a policy's answers to the prompts, and their InfoRM latents
+    def latents_of(source: str) -> tuple[np.ndarray, Any]:
         ev = answers(cfg, source, prompts)
         texts = [r["answers"][0] for r in ev.rows]
         return score_texts(model, tok, prompts, texts, return_latents=True)[1], ev
 
+    # step 3. a Gaussian fitted to the SFT policy's latents; each checkpoint's outlier rate
     sft, _ = latents_of(cfg.sft)
-    gaussian = detect.fit_gaussian(sft)  # 4
+    gaussian = detect.fit_gaussian(sft)
     results, clouds = {"sft": cfg.sft, "alpha": cfg.alpha, "checkpoints": {}}, []
     predictive = cfg.predictive and gaussian.n > gaussian.dim + 1  # else too few for F
     results["p_values"] = "F (estimated covariance)" if predictive else "chi-squared"
@@ -146,7 +146,8 @@ def run(cfg: EvaluateLatentsConfig, run_dir: RunDir, resume: bool = False) -> di
             "length": ev.metrics["length/mean"],
             "eos_rate": ev.metrics["eos_rate"],
         }
-    xy, method = embed(np.vstack([sft, *(c[1] for c in clouds)]), cfg.embedding, cfg.seed)  # 5
+    # step 4. a 2-D embedding of all latents, the plot and the results file
+    xy, method = embed(np.vstack([sft, *(c[1] for c in clouds)]), cfg.embedding, cfg.seed)
     parts = np.split(xy, np.cumsum([len(sft), *(len(c[1]) for c in clouds)])[:-1])
     panels = [(_label(s), p, out, results["checkpoints"][s]["outlier_rate"])
               for (s, _, out), p in zip(clouds, parts[1:])]  # fmt: skip

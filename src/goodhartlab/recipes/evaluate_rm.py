@@ -18,10 +18,30 @@ from typing import Any
 import numpy as np
 import torch
 
+from goodhartlab.analysis.correlation import pairwise_agreement, pearson, spearman
+from goodhartlab.analysis.plots import scatter
 from goodhartlab.config.schemas import EvaluateRMConfig, GenerationConfig
+from goodhartlab.core.ensemble import aggregate, ensemble_std
 from goodhartlab.core.preference import preference_accuracy
 from goodhartlab.data.formats import Preference
+from goodhartlab.data.importers import PairKeys, import_preferences
+from goodhartlab.data.records import write_jsonl_atomic
+from goodhartlab.errors import input_error
+from goodhartlab.models import load_policy
+from goodhartlab.models.reward import (
+    ensemble_members,
+    load_reward_model,
+    score_members,
+    score_texts,
+    write_score_stats,
+)
+from goodhartlab.recipes.toy_inputs import resolve_source
+from goodhartlab.rollout.sampling import sample_texts
 from goodhartlab.runs import RunDir
+from goodhartlab.runs.seeding import DISAGREEMENT_VARIANTS, derive_seed
+from goodhartlab.toyworld import perturb
+from goodhartlab.toyworld.preferences import label_pairs
+from goodhartlab.toyworld.teacher import sample_prompts
 
 
 @dataclass
@@ -51,9 +71,6 @@ def sample_policy_pairs(
 
     Returns the pairs and their JSONL rows (with gold scores and the flip flag).
     """
-    from goodhartlab.rollout.sampling import sample_texts
-    from goodhartlab.toyworld.preferences import label_pairs
-    from goodhartlab.toyworld.teacher import sample_prompts
 
     prompts = [p.text for p in sample_prompts(n, rng)]
     twice = [p for p in prompts for _ in range(2)]
@@ -79,8 +96,6 @@ def sample_policy_pairs(
 
 def read_pair_file(path: str | Path, data: Any) -> PairSet:
     """A preference file (or dataset) as a PairSet, read by `data.format` with `data`'s keys."""
-    from goodhartlab.data.importers import PairKeys, import_preferences
-
     keys = PairKeys(data.prompt_key, data.chosen_key, data.rejected_key)
     got = import_preferences(path, data.format, keys, skip_invalid=data.skip_invalid)
     read = {"format": got.format, "n_pairs": len(got.pairs), "skipped_rows": got.skipped}
@@ -98,7 +113,6 @@ def evaluate_member(
 
 def score_report(scores: np.ndarray, tok: Any, pairs: PairSet, plot: str | Path | None) -> dict:
     """The evaluation figures of scores (2N,) = chosen then rejected sides of N pairs."""
-    from goodhartlab.analysis.correlation import pairwise_agreement, pearson, spearman
 
     n = len(pairs.pairs)
     responses = [p.chosen for p in pairs.pairs] + [p.rejected for p in pairs.pairs]
@@ -121,8 +135,6 @@ def score_report(scores: np.ndarray, tok: Any, pairs: PairSet, plot: str | Path 
         result["rank_corr_gold"] = spearman(scores, gold)
         result["gold_length_pearson"] = pearson(gold, lengths)
         if plot is not None:
-            from goodhartlab.analysis.plots import scatter
-
             scatter(plot, gold, scores, "gold", "proxy (RM score)",
                     "RM score vs gold on policy samples")  # fmt: skip
     return result
@@ -135,11 +147,8 @@ def ensemble_disagreement(members: list, pairs: PairSet, template: str | None) -
     seeds); `ensemble_zstd/*` first standardizes each member by its mean/std on the policy
     samples, so members with a larger score scale do not dominate.
     """
-    from goodhartlab.core.ensemble import ensemble_std
-    from goodhartlab.models.reward import score_members
-    from goodhartlab.toyworld import perturb
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(DISAGREEMENT_VARIANTS)
     prompts = [p.prompt for p in pairs.pairs]
     base = [p.chosen for p in pairs.pairs]
     variants = {
@@ -165,14 +174,12 @@ def load_eval_pairs(cfg: EvaluateRMConfig, run: RunDir) -> PairSet:
     data = cfg.data
     if data.eval != "toy":
         return read_pair_file(data.eval, data)
-    from goodhartlab.data.records import write_jsonl_atomic
-    from goodhartlab.models import load_policy
-    from goodhartlab.recipes.toy_inputs import resolve_source
 
     policy, tok = load_policy(resolve_source(data.policy, data.toy.seed), device=cfg.device)
-    rng = np.random.default_rng(data.toy.seed + 29)
+    rng = np.random.default_rng(derive_seed(data.toy.seed, "evaluate_rm/toy_labels"))
     pairs, rows = sample_policy_pairs(
-        policy, tok, data.n_eval_pairs, rng, seed=data.toy.seed + 2, gen=data.generation,
+        policy, tok, data.n_eval_pairs, rng, gen=data.generation,
+        seed=derive_seed(data.toy.seed, "evaluate_rm/toy_generation"),
         template=data.template, label_temperature=data.label_temperature, flip_prob=0.0,
     )  # fmt: skip
     write_jsonl_atomic(run.file("prefs_eval.jsonl"), rows)
@@ -181,28 +188,28 @@ def load_eval_pairs(cfg: EvaluateRMConfig, run: RunDir) -> PairSet:
 
 def run(cfg: EvaluateRMConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole recipe; writes RUN/rm_eval.json and one scatter plot per member."""
-    from goodhartlab.core.ensemble import aggregate
-    from goodhartlab.errors import input_error
-    from goodhartlab.models.reward import ensemble_members, load_reward_model, write_score_stats
 
     if not cfg.rm:
         raise input_error("no reward model given: set rm=DIR (an RM dir or an ensemble run dir)")
-    pairs = load_eval_pairs(cfg, run_dir)  # 1
+    # step 1. the held-out pairs (toy: sampled and labelled by gold; or the user's file)
+    pairs = load_eval_pairs(cfg, run_dir)
+    # step 2. score them with every member: accuracy, correlations, a scatter plot each
     members, report, all_scores = [], {"members": {}}, []
     if pairs.read:  # a file's format and the rows skipped
         report["data"] = pairs.read
-    for path in ensemble_members(cfg.rm):  # 2
+    for path in ensemble_members(cfg.rm):
         model, tok = load_reward_model(str(path), device=cfg.device)
         model.eval()
         name = path.parent.name if path.name == "model" else path.name
         scores = _scores(model, tok, pairs, cfg.data.template)
         result = score_report(scores, tok, pairs, run_dir.file(f"proxy_vs_gold_{name}.png"))
-        if cfg.write_score_stats:  # 3
+        if cfg.write_score_stats:  # step 3. the score mean/std PPO normalizes with
             write_score_stats(path, result["score_mean"], result["score_std"])
         report["members"][name] = result | {"path": str(path)}
         members.append((model, tok))
         all_scores.append(scores)
-    if len(members) > 1:  # 4
+    # step 4. the ensemble's combined scores and the members' disagreement
+    if len(members) > 1:
         stacked = np.stack(all_scores)
         combined = aggregate(stacked, cfg.ensemble.method, cfg.ensemble.uwo_coef,
                              cfg.ensemble.ddof)  # fmt: skip
@@ -217,7 +224,6 @@ def run(cfg: EvaluateRMConfig, run_dir: RunDir, resume: bool = False) -> dict:
 
 
 def _scores(model: Any, tok: Any, pairs: PairSet, template: str | None) -> np.ndarray:
-    from goodhartlab.models.reward import score_texts
 
     prompts = [p.prompt for p in pairs.pairs] * 2
     responses = [p.chosen for p in pairs.pairs] + [p.rejected for p in pairs.pairs]

@@ -17,15 +17,28 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from goodhartlab.config.orpo_schema import OrpoConfig
-from goodhartlab.models.discriminator import Discriminator
-from goodhartlab.models.gym_policy import GymPolicy, PolicySpec, load_policy, save_policy
+from goodhartlab.core.occupancy import coef_reward_scale
+from goodhartlab.envs import ENVS, EnvInfo
+from goodhartlab.models.discriminator import (
+    Discriminator,
+    load_discriminators,
+    save_discriminators,
+)
+from goodhartlab.models.gym_policy import GymPolicy, PolicySpec, load_gym_policy, save_gym_policy
+from goodhartlab.recipes.base_policies import behaviour_clone, collect_controller_data
+from goodhartlab.recipes.orpo_eval import evaluate_gym_policy, plot_returns
+from goodhartlab.recipes.orpo_step import orpo_step
 from goodhartlab.runs import RunDir
+from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
+from goodhartlab.runs.progress import progress_bar
+from goodhartlab.runs.seeding import ORPO_ITERATION_STREAMS, derive_seed
 
 DISC_FILE = "discriminators.safetensors"
 
@@ -41,36 +54,28 @@ class Setup:
     device: torch.device
 
 
-def _seed(*parts: int) -> int:
-    """A distinct 63-bit seed per (run seed, iteration, stream): resume needs no RNG state."""
-    value = 0x9E3779B97F4A7C15
-    for part in parts:
-        value = (value ^ (part + 0x632BE59BD9B4E019)) * 0xBF58476D1CE4E5B9 % (1 << 63)
-    return value
-
-
-def coef_scale(env: str, divergence: str) -> float:
-    """Reward scale of a scale-free coefficient (§4.3): kl -> per-step reward scale, else std."""
-    from goodhartlab.envs import ENVS
-
-    info = ENVS[env]
-    return info.kl_reward_scale if divergence == "kl" else info.reward_std
+def coef_scale(info: EnvInfo, divergence: str, scale_coeffs: bool) -> float:
+    """What a scale-free coefficient is multiplied by (§4.3), or 1 with `scale_coeffs` off."""
+    if not scale_coeffs:
+        return 1.0
+    return coef_reward_scale(divergence, info.reward_std, info.kl_reward_scale)
 
 
 def setup(cfg: OrpoConfig) -> Setup:
     """Step 1: env settings, policy spec, device, coefficients times the env's reward scale."""
-    from goodhartlab.envs import ENVS
-    from goodhartlab.rollout.gym import OBS_DIMS
-
     info = ENVS[cfg.env]
     horizon = cfg.env_horizon or info.horizon
     env_kwargs: dict[str, Any] = {"reward_fun": cfg.reward_fun, "horizon": horizon}
-    if cfg.env == "tomato":
-        spec = PolicySpec(OBS_DIMS["tomato"], 4, "categorical", list(cfg.hidden))
-    else:
-        spec = PolicySpec(OBS_DIMS["glucose"], 1, "beta", list(cfg.hidden), 0.0, 0.1)
-    om_scale = coef_scale(cfg.env, cfg.om_divergence_type) if cfg.scale_coeffs else 1.0
-    ad_scale = coef_scale(cfg.env, cfg.action_dist_divergence_type) if cfg.scale_coeffs else 1.0
+    spec = PolicySpec(
+        info.obs_dim,
+        info.action_dim,
+        info.action_family,
+        list(cfg.hidden),
+        info.action_low,
+        info.action_high,
+    )
+    om_scale = coef_scale(info, cfg.om_divergence_type, cfg.scale_coeffs)
+    ad_scale = coef_scale(info, cfg.action_dist_divergence_type, cfg.scale_coeffs)
     auto = "cuda" if torch.cuda.is_available() else "cpu"
     return Setup(
         env_kwargs,
@@ -84,26 +89,19 @@ def setup(cfg: OrpoConfig) -> Setup:
 
 
 def clone_controller(cfg: OrpoConfig, st: Setup, out: Path) -> dict[str, Any]:
-    """algo=bc (and the glucose 'auto' base): controller rollouts -> BC -> policy dir `out`."""
-    from goodhartlab.envs import ENVS
-    from goodhartlab.recipes.base_policies import (
-        behaviour_clone,
-        collect_controller_data,
-        controller_for,
-    )
-
-    n = cfg.bc.episodes
-    vec = ENVS[cfg.env].make_vec(n, **st.env_kwargs)
-    controller = controller_for(cfg.env, n, cfg.seed, cfg.bc.controller_eps)
+    """algo=bc (and a BC 'auto' base): controller rollouts -> BC -> policy dir `out`."""
+    n, info = cfg.bc.episodes, ENVS[cfg.env]
+    vec = info.make_vec(n, **st.env_kwargs)
+    controller = info.make_controller(n, cfg.seed, cfg.bc.controller_eps)
     obs, actions, returns = collect_controller_data(vec, cfg.env, controller, st.horizon, cfg.seed)
     torch.manual_seed(cfg.seed)
     policy = GymPolicy(st.spec).to(st.device)
-    gen = torch.Generator().manual_seed(_seed(cfg.seed, 0, 7))
+    gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "orpo/bc_order"))
     bc = cfg.bc
     losses = behaviour_clone(
         policy, obs, actions, bc.epochs, bc.minibatch_size, bc.lr, bc.entropy_coef, gen
     )
-    save_policy(policy, out)
+    save_gym_policy(policy, out)
     return {"bc_loss": losses, "controller_true_return": float(returns.mean()), "samples": len(obs)}
 
 
@@ -114,15 +112,16 @@ def base_policies(cfg: OrpoConfig, st: Setup, run: RunDir) -> list[GymPolicy]:
         path = run.file("base_policy") if name == "auto" else Path(name)
         if name == "auto" and not (path / "policy.json").exists():
             build_default_base(cfg, path)
-        policy = load_policy(path, st.device)
+        policy = load_gym_policy(path, st.device)
         policy.requires_grad_(False)
         out.append(policy)
     return out
 
 
 def build_default_base(cfg: OrpoConfig, path: Path) -> None:
-    """The spec's base policy (§4.2): tomato = PPO on the true reward for `base_iterations`
-    iterations with `base_randomness_eps` random actions; glucose = BC of the PID controller."""
+    """The env's default base policy (§4.2, `EnvInfo.default_base`): "ppo" (tomato) = PPO on the
+    true reward for `base_iterations` iterations with `base_randomness_eps` random actions; "bc"
+    (glucose) = BC of the env's scripted controller (the PID)."""
     base_cfg = dataclasses.replace(
         cfg,
         reward_fun="true",
@@ -133,14 +132,14 @@ def build_default_base(cfg: OrpoConfig, path: Path) -> None:
         init_policy=None,
     )
     st = setup(base_cfg)
-    if cfg.env == "glucose":
+    if ENVS[cfg.env].default_base == "bc":
         clone_controller(base_cfg, st, path)
         return
     st.env_kwargs["randomness_eps"] = cfg.base_randomness_eps
-    torch.manual_seed(_seed(cfg.seed, 0, 1))
+    torch.manual_seed(derive_seed(cfg.seed, "orpo/base_init"))
     policy = GymPolicy(st.spec).to(st.device)
     train(base_cfg, st, policy, [], [], None, resume=False)
-    save_policy(policy, path)
+    save_gym_policy(policy, path)
 
 
 def make_models(cfg: OrpoConfig, st: Setup, bases: list[GymPolicy]):
@@ -148,13 +147,13 @@ def make_models(cfg: OrpoConfig, st: Setup, bases: list[GymPolicy]):
 
     `init_policy`: null = random init (the seed's tomato runs), "base" = a copy of base policy 0
     (the seed's glucose runs start from the BC policy), or a policy directory."""
-    torch.manual_seed(_seed(cfg.seed, 0, 0))
+    torch.manual_seed(derive_seed(cfg.seed, "orpo/init"))
     policy = GymPolicy(st.spec).to(st.device)
     if cfg.init_policy == "base":
         policy.load_state_dict(bases[0].state_dict())
     elif cfg.init_policy:
-        policy.load_state_dict(load_policy(cfg.init_policy).state_dict())
-    state_dim = 1 if cfg.env == "glucose" else st.spec.obs_dim
+        policy.load_state_dict(load_gym_policy(cfg.init_policy).state_dict())
+    state_dim = ENVS[cfg.env].discriminator_state_dim
     dc = cfg.discriminator
     discs = [
         Discriminator(
@@ -172,57 +171,44 @@ def make_models(cfg: OrpoConfig, st: Setup, bases: list[GymPolicy]):
     return policy, discs, torch.optim.Adam(groups)
 
 
-class _Bundle:
-    """What `runs.checkpoint.save_checkpoint` saves as the 'model': policy + discriminators."""
-
-    def __init__(self, policy: GymPolicy, discs: list[Discriminator]) -> None:
-        self.policy, self.discs = policy, discs
-
-    def save_pretrained(self, path: str | Path, safe_serialization: bool = True) -> None:
-        from safetensors.torch import save_file
-
-        save_policy(self.policy, Path(path) / "policy")
-        tensors = {
-            f"{i}.{k}": v.detach().contiguous().cpu()
-            for i, d in enumerate(self.discs)
-            for k, v in d.state_dict().items()
-        }
-        save_file(tensors, str(Path(path) / DISC_FILE))
-
-    def load(self, path: Path) -> None:
-        from safetensors.torch import load_file
-
-        self.policy.load_state_dict(load_policy(path / "policy").state_dict())
-        tensors = load_file(str(path / DISC_FILE))
-        for i, d in enumerate(self.discs):
-            prefix = f"{i}."
-            d.load_state_dict(
-                {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-            )
+def write_models(policy: GymPolicy, discs: list[Discriminator], directory: Path) -> None:
+    """What an ORPO checkpoint holds besides the optimizer: the policy and the discriminators."""
+    save_gym_policy(policy, directory / "policy")
+    save_discriminators(discs, directory / DISC_FILE)
 
 
-class _NoTokenizer:
-    def save_pretrained(self, path: str | Path) -> None:
-        return None
+def restore_models(policy: GymPolicy, discs: list[Discriminator], directory: Path) -> None:
+    """Load `write_models`' files into `policy` and `discs`, in place."""
+    policy.load_state_dict(load_gym_policy(directory / "policy").state_dict())
+    load_discriminators(discs, directory / DISC_FILE)
 
 
 def run(cfg: OrpoConfig, run_dir: RunDir, resume: bool) -> dict[str, Any]:
     """`goodhart orpo`: train (or clone), evaluate, save; returns the results dict."""
-    from goodhartlab.recipes.orpo_eval import evaluate_policy, plot_returns
 
-    st = setup(cfg)  # 1
-    if cfg.algo == "bc":
+    # step 1. the env's settings, the policy spec, coefficients in reward units
+    st = setup(cfg)
+    if cfg.algo == "bc":  # clone the env's scripted controller instead of training
         results = clone_controller(cfg, st, run_dir.file("policy"))
-        policy = load_policy(run_dir.file("policy"), st.device)
+        policy = load_gym_policy(run_dir.file("policy"), st.device)
     else:
-        bases = base_policies(cfg, st, run_dir)  # 2
-        policy, discs, optimizer = make_models(cfg, st, bases)  # 3
-        results = train(cfg, st, policy, bases, discs, run_dir, resume, optimizer)  # 4, 5
-        save_policy(policy, run_dir.file("policy"))
+        # step 2. the base policies (built once for 'auto')
+        bases = base_policies(cfg, st, run_dir)
+        # step 3. the current policy, one discriminator per base policy, one optimizer
+        policy, discs, optimizer = make_models(cfg, st, bases)
+        # steps 4-5. resume, then the ORPO iterations (rollouts, discriminators, PPO)
+        results = train(cfg, st, policy, bases, discs, run_dir, resume, optimizer)
+        save_gym_policy(policy, run_dir.file("policy"))
         plot_returns(run_dir.path, run_dir.read_metrics())
-    eval_kwargs = dict(st.env_kwargs)  # 6: evaluate
-    results["eval"] = evaluate_policy(
-        policy, cfg.env, eval_kwargs, cfg.eval.episodes, st.horizon, _seed(cfg.seed, 1 << 40, 9)
+    # step 6. true and proxy returns of the final policy on fresh episodes
+    eval_kwargs = dict(st.env_kwargs)
+    results["eval"] = evaluate_gym_policy(
+        policy,
+        cfg.env,
+        eval_kwargs,
+        cfg.eval.episodes,
+        st.horizon,
+        derive_seed(cfg.seed, "orpo/eval"),
     )
     run_dir.write_json("orpo_results.json", results)
     return results
@@ -239,17 +225,13 @@ def train(
     optimizer: torch.optim.Optimizer | None = None,
 ) -> dict[str, Any]:
     """Steps 4-5: resume, then `cfg.iterations` ORPO iterations (see `orpo_step`)."""
-    from goodhartlab.envs import ENVS
-    from goodhartlab.recipes.orpo_step import orpo_step
-    from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
-    from goodhartlab.runs.progress import progress_bar
 
     if optimizer is None:
         optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.ppo.lr)
-    bundle, start = _Bundle(policy, discs), 0
+    start = 0
     ckpt = run.latest_checkpoint() if (run is not None and resume) else None
     if ckpt is not None:
-        bundle.load(ckpt)
+        restore_models(policy, discs, ckpt)
         start, _ = load_checkpoint_state(ckpt, optimizer)
     if run is not None and resume:  # rows past the checkpoint (all without one) are re-logged
         run.truncate_metrics_after(start if ckpt is not None else None)
@@ -259,15 +241,16 @@ def train(
     metrics: dict[str, float] = {}
     with progress_bar(f"orpo {cfg.env}", cfg.iterations - start) as advance:
         for it in range(start, cfg.iterations):
-            seeds = [_seed(cfg.seed, it, k) for k in range(5)]
+            seeds = {
+                k: derive_seed(cfg.seed, "orpo/iteration", it, k) for k in ORPO_ITERATION_STREAMS
+            }
             metrics = orpo_step(cfg, st, policy, bases, discs, optimizer, vec, base_vec, seeds)
             done = it + 1
             if run is not None:
                 run.log(done, metrics)
                 if done % cfg.checkpoint_every == 0 and done < cfg.iterations:
-                    save_checkpoint(
-                        run.checkpoint_dir(done), bundle, _NoTokenizer(), optimizer, done
-                    )
+                    write = partial(write_models, policy, discs)
+                    save_checkpoint(run.checkpoint_dir(done), write, optimizer, done)
                     run.mark_latest(done, cfg.keep_checkpoints)
             advance(1, info=f"true {metrics.get('reward/true', float('nan')):.2f}")
     return {"final_metrics": metrics, "iterations": cfg.iterations, "om_coefs": st.om_coefs}

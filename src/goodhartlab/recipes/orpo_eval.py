@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from goodhartlab.analysis.plots import curves
+from goodhartlab.envs import ENVS
 from goodhartlab.models.gym_policy import GymPolicy
 from goodhartlab.rollout.gym import collect
 
@@ -33,7 +35,7 @@ def mean_ci(values: np.ndarray | list[float]) -> dict[str, float]:
     return {"mean": float(x.mean()), "ci95": float(half), "n": int(x.size)}
 
 
-def evaluate_policy(
+def evaluate_gym_policy(
     policy: GymPolicy,
     env_name: str,
     env_kwargs: dict[str, Any],
@@ -46,8 +48,6 @@ def evaluate_policy(
     Episodes that end early (termination) restart in the same copy; only the first episode of
     each copy is counted, so every copy contributes exactly one return.
     """
-    from goodhartlab.envs import ENVS
-
     vec = ENVS[env_name].make_vec(episodes, **env_kwargs)
     device = next(policy.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -61,7 +61,6 @@ def evaluate_policy(
 
 def plot_returns(run_path: Path, rows: list[dict[str, Any]]) -> Path | None:
     """`returns.png`: true and proxy episode return of the current policy over iterations."""
-    from goodhartlab.analysis.plots import curves
 
     rows = [r for r in rows if "reward/true" in r and "reward/proxy" in r]
     if not rows:

@@ -19,6 +19,10 @@ from typing import Any
 
 import torch
 
+from goodhartlab.core.action_divergence import action_divergence
+from goodhartlab.core.masked import normalize
+from goodhartlab.core.occupancy import om_distance, om_shaping_reward
+from goodhartlab.envs import ENVS
 from goodhartlab.models.discriminator import (
     Discriminator,
     clip_weights_,
@@ -26,26 +30,29 @@ from goodhartlab.models.discriminator import (
     train_discriminator,
 )
 from goodhartlab.models.gym_policy import GymPolicy
-from goodhartlab.rollout.gym import GymRollout, collect, discriminator_state, rollout_advantages
+from goodhartlab.rl.ppo_update import ForwardOut, PPOHyperparams, ppo_update
+from goodhartlab.rollout.gym import GymRollout, collect, rollout_advantages
 
 
 def _disc_batch(env: str, rollout: GymRollout) -> tuple[torch.Tensor, torch.Tensor]:
-    return discriminator_state(env, rollout.flat("obs")), rollout.flat("actions")
+    """The discriminator's (state, action) samples: the env's state columns, all actions."""
+    return ENVS[env].discriminator_state(rollout.flat("obs")), rollout.flat("actions")
 
 
 def om_rewards(
-    cfg, st, rollout: GymRollout, bases, discs, optimizer, base_vec, seeds: list[int]
+    cfg, st, rollout: GymRollout, bases, discs, optimizer, base_vec, seeds: dict[str, int]
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Step b: train each discriminator, return the OM reward term (E, T) and metrics."""
-    from goodhartlab.core.occupancy import om_distance, om_shaping_reward
 
     kind, dc, metrics = cfg.om_divergence_type, cfg.discriminator, {}
     current = _disc_batch(cfg.env, rollout)
-    base_gen = torch.Generator(device=st.device).manual_seed(seeds[1])
-    disc_gen = torch.Generator().manual_seed(seeds[2])
+    base_gen = torch.Generator(device=st.device).manual_seed(seeds["base_sample"])
+    disc_gen = torch.Generator().manual_seed(seeds["discriminator"])
     distances = []
     for i, (base, disc) in enumerate(zip(bases, discs)):
-        base_rollout = collect(base_vec, cfg.env, base, cfg.rollout_steps, seeds[3] + i, base_gen)
+        base_rollout = collect(
+            base_vec, cfg.env, base, cfg.rollout_steps, seeds["base_reset"] + i, base_gen
+        )
         disc_metrics = train_discriminator(
             disc,
             optimizer,
@@ -68,22 +75,16 @@ def om_rewards(
             metrics[f"base/reward/true/{i}"] = sum(base_rollout.episode_true) / len(
                 base_rollout.episode_true
             )
-    shaping = om_shaping_reward(torch.stack(distances), st.om_coefs, _reward_clip(cfg.env))
+    clip = ENVS[cfg.env].discriminator_reward_clip
+    shaping = om_shaping_reward(torch.stack(distances), st.om_coefs, clip)
     metrics["reward/om_term"] = float(shaping.mean())
     return shaping.reshape(rollout.rewards.shape), metrics
-
-
-def _reward_clip(env: str) -> float:
-    from goodhartlab.envs import ENVS
-
-    return ENVS[env].discriminator_reward_clip
 
 
 def ppo_hyperparams(cfg):
     """The recipe's PPO settings as `rl.ppo_update.PPOHyperparams` (the shared API's names:
     `ppo.vf_clip` -> clip_eps_value, `ppo.entropy_coef` -> ent_coef; advantages are standardized
     over the whole batch before the update, so no per-minibatch whitening)."""
-    from goodhartlab.rl.ppo_update import PPOHyperparams
 
     p = cfg.ppo
     return PPOHyperparams(
@@ -101,7 +102,6 @@ def ppo_hyperparams(cfg):
 
 def make_forward(policy: GymPolicy):
     """forward_fn for `ppo_update`: rows are env steps, so every output is (B, 1)."""
-    from goodhartlab.rl.ppo_update import ForwardOut
 
     def forward(minibatch: dict[str, torch.Tensor]) -> Any:
         dist_inputs = policy.dist_inputs(minibatch["obs"])
@@ -116,7 +116,6 @@ def make_forward(policy: GymPolicy):
 
 def make_ad_loss(policy: GymPolicy, coef: float, gamma: float, divergence: str):
     """extra_loss_fn: (1/(1-gamma)) * coef * mean_s D(pi(.|s) || pi_b(.|s)) (§1.5)."""
-    from goodhartlab.core.action_divergence import action_divergence
 
     def extra(minibatch: dict[str, torch.Tensor], out: Any) -> tuple[torch.Tensor, dict]:
         div = action_divergence(
@@ -135,16 +134,18 @@ def orpo_step(
     cfg, st, policy: GymPolicy, bases, discs: list[Discriminator], optimizer, vec, base_vec, seeds
 ) -> dict[str, float]:
     """One iteration (a-d); returns the metrics to log."""
-    from goodhartlab.rl.ppo_update import ppo_update
 
-    sample_gen = torch.Generator(device=st.device).manual_seed(seeds[0])
-    rollout = collect(vec, cfg.env, policy, cfg.rollout_steps, seeds[0] % (1 << 31), sample_gen)
+    sample_gen = torch.Generator(device=st.device).manual_seed(seeds["sample"])
+    rollout = collect(
+        vec, cfg.env, policy, cfg.rollout_steps, seeds["sample"] % (1 << 31), sample_gen
+    )
     rewards, metrics = rollout.rewards, {}
     if bases:
         shaping, metrics = om_rewards(cfg, st, rollout, bases, discs, optimizer, base_vec, seeds)
         rewards = rewards + shaping
     advantages, returns = rollout_advantages(rollout, rewards, st.gamma, cfg.ppo.gae_lambda)
-    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    every_step = torch.ones_like(advantages, dtype=torch.bool)
+    advantages = normalize(advantages, every_step)  # over the whole batch, as RLlib does
     batch = {
         "obs": rollout.flat("obs"),
         "actions": rollout.flat("actions"),
@@ -152,14 +153,14 @@ def orpo_step(
         "old_values": rollout.flat("values")[:, None],
         "advantages": advantages.reshape(-1, 1),
         "returns": returns.reshape(-1, 1),
-        "mask": torch.ones(advantages.numel(), 1, dtype=torch.bool, device=advantages.device),
+        "mask": every_step.reshape(-1, 1),
     }
     extra = None
     if st.ad_coef != 0:
         with torch.no_grad():
             batch["base_dist_inputs"] = bases[0].dist_inputs(batch["obs"])
         extra = make_ad_loss(policy, st.ad_coef, st.gamma, cfg.action_dist_divergence_type)
-    ppo_gen = torch.Generator().manual_seed(seeds[4])
+    ppo_gen = torch.Generator().manual_seed(seeds["ppo"])
     ppo_metrics = ppo_update(
         batch, make_forward(policy), optimizer, ppo_hyperparams(cfg), ppo_gen, extra
     )

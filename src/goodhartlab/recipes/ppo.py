@@ -12,18 +12,43 @@ write `ppo_summary.json`.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from goodhartlab.analysis.fits import fit_ppo_metrics
+from goodhartlab.analysis.plots import GoldCurve, curves, overoptimization
 from goodhartlab.config.ppo_schema import PPOConfig
+from goodhartlab.config.seed_paths import expand_seeds
+from goodhartlab.core.length import RunningRewardStats
+from goodhartlab.data.formats import load_prompts
+from goodhartlab.errors import ConfigError
+from goodhartlab.models import freeze, load_policy, save_model
+from goodhartlab.models.loading import write_pretrained
+from goodhartlab.models.value import (
+    load_value_head_weights,
+    load_value_model,
+    make_value_head,
+    save_value_head,
+)
+from goodhartlab.recipes.ppo_detect import make_monitor
+from goodhartlab.recipes.ppo_eval import eval_prompts, evaluate_policy, write_eval_samples
+from goodhartlab.recipes.ppo_reward import load_reward_models
+from goodhartlab.recipes.ppo_step import (
+    PPOState,
+    initial_controller,
+    ppo_iteration,
+    restore_controller,
+)
+from goodhartlab.recipes.toy_inputs import resolve_source
 from goodhartlab.runs import RunDir
+from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
+from goodhartlab.runs.progress import progress_bar
+from goodhartlab.runs.seeding import derive_seed
 
 
 def check_config(cfg: PPOConfig) -> None:
     """Step 1: combinations the seeds do not define are errors, not silent fallbacks."""
-    from goodhartlab.config.seed_paths import expand_seeds
-    from goodhartlab.errors import ConfigError
-
     expand_seeds(cfg.reward.reward_models, cfg.reward.seeds, "reward.reward_models")
     reg = cfg.regularizer
     if reg.kind in ("chi2", "sqrt_chi2") and reg.placement != "loss":
@@ -44,14 +69,6 @@ def check_config(cfg: PPOConfig) -> None:
 def build_state(cfg: PPOConfig, source: str, checkpoint: Path | None):
     """Step 2: policy, frozen reference (the SFT policy), value model and one AdamW for both."""
     import torch
-
-    from goodhartlab.models import freeze, load_policy
-    from goodhartlab.models.value import (
-        load_value_head_weights,
-        load_value_model,
-        make_value_head,
-    )
-    from goodhartlab.recipes.ppo_step import PPOState, initial_controller
 
     kw = {"device": cfg.device, "dtype": cfg.policy.dtype}
     kw["trust_remote_code"] = cfg.policy.trust_remote_code
@@ -85,13 +102,10 @@ def save_state(run: RunDir, state: Any, iteration: int, keep: int) -> None:
     """Policy + optimizer + controller state, then the value model; `latest` moves last."""
     from dataclasses import asdict
 
-    from goodhartlab.models import save_model
-    from goodhartlab.models.value import save_value_head
-    from goodhartlab.runs.checkpoint import save_checkpoint
-
     path = run.checkpoint_dir(iteration)
     extra = {"kl_coef": state.controller.coef, "reward_stats": asdict(state.reward_stats)}
-    save_checkpoint(path, state.policy, state.tokenizer, state.optimizer, iteration, extra=extra)
+    write = partial(write_pretrained, state.policy, state.tokenizer)
+    save_checkpoint(path, write, state.optimizer, iteration, extra=extra)
     if state.value_head is not None:
         save_value_head(state.value_head, path)
     else:
@@ -101,9 +115,6 @@ def save_state(run: RunDir, state: Any, iteration: int, keep: int) -> None:
 
 def restore(cfg: PPOConfig, run: RunDir, state: Any, checkpoint: Path) -> int:
     """Step 3: optimizer, KL coefficient and reward statistics of the checkpoint."""
-    from goodhartlab.core.length import RunningRewardStats
-    from goodhartlab.recipes.ppo_step import restore_controller
-    from goodhartlab.runs.checkpoint import load_checkpoint_state
 
     done, extra = load_checkpoint_state(checkpoint, state.optimizer)
     state.controller = restore_controller(cfg, float(extra["kl_coef"]))
@@ -126,11 +137,10 @@ def evaluate(
 ) -> dict[str, float]:
     """Held-out metrics (`eval/*`, and `detect/*` from the hacking detectors' `monitor`); the
     samples go to RUN/eval/eval-{step}.json."""
-    from goodhartlab.recipes.ppo_eval import evaluate_policy, write_eval_samples
 
     result = evaluate_policy(
         state.policy, state.reference, state.tokenizer, cfg.reward, models, prompts,
-        cfg.eval.generation, cfg.seed + 99, cfg.template,
+        cfg.eval.generation, derive_seed(cfg.seed, "ppo/eval_generation"), cfg.template,
     )  # fmt: skip
     write_eval_samples(run, step, result)
     metrics = {f"eval/{k}": v for k, v in result.metrics.items()}
@@ -142,7 +152,6 @@ def evaluate(
 def plot(run: RunDir, fit: dict[str, Any] | None = None) -> None:
     """Step 5: proxy and gold (eval) against √KL, with the fitted Gao curve and its predicted
     peak d* (`fit`, from `summarize`), and against iterations."""
-    from goodhartlab.analysis.plots import GoldCurve, curves, overoptimization
 
     rows = [r for r in run.read_metrics() if "eval/reward/gold" in r]
     if len(rows) < 2:
@@ -165,7 +174,6 @@ def summarize(run: RunDir) -> dict[str, Any]:
     """Gold at start, peak and end, final proxy/√KL/length/eos, and `fit`: Gao's RL form
     gold - gold0 = d (alpha - beta log d) over the evaluations, with 95% bootstrap intervals
     for alpha, beta, the predicted peak position d* and height (analysis.fits)."""
-    from goodhartlab.analysis.fits import fit_ppo_metrics
 
     rows = [r for r in run.read_metrics() if "eval/reward/gold" in r]
     golds = [r["eval/reward/gold"] for r in rows]
@@ -190,25 +198,19 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole recipe; returns the summary also written to RUN/ppo_summary.json."""
     import torch
 
-    from goodhartlab.data.formats import load_prompts
-    from goodhartlab.models import save_model
-    from goodhartlab.recipes.ppo_detect import make_monitor
-    from goodhartlab.recipes.ppo_eval import eval_prompts
-    from goodhartlab.recipes.ppo_reward import load_reward_models
-    from goodhartlab.recipes.ppo_step import ppo_iteration
-    from goodhartlab.recipes.toy_inputs import resolve_source
-    from goodhartlab.runs.progress import progress_bar
-
-    check_config(cfg)  # 1
+    # step 1. fail fast: the config, the prompt file, the held-out prompts
+    check_config(cfg)
     torch.manual_seed(cfg.seed)
     source = resolve_source(cfg.policy.source)
     checkpoint = run_dir.latest_checkpoint() if resume else None
     pool = None if cfg.prompts == "toy" else load_prompts(cfg.prompts)  # bad file: fail fast
     held_out = eval_prompts(cfg.prompts, cfg.eval.n_prompts)
-    state = build_state(cfg, source, checkpoint)  # 2
+    # step 2. policy, reference, value model, optimizer; the reward models and hacking monitor
+    state = build_state(cfg, source, checkpoint)
     models = load_reward_models(cfg.reward, state.device)
     monitor = make_monitor(cfg.detect, cfg.early_stop, cfg.reward, models, run_dir, state.device)
-    done = restore(cfg, run_dir, state, checkpoint) if checkpoint else 0  # 3
+    # step 3. resume from the latest checkpoint
+    done = restore(cfg, run_dir, state, checkpoint) if checkpoint else 0
     if done:
         monitor.restore(run_dir.read_metrics())
     if resume and not checkpoint:  # killed before the first checkpoint: its rows are re-logged
@@ -216,7 +218,8 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
     total = cfg.ppo.iterations
     if done == 0:
         run_dir.log(0, evaluate(cfg, state, models, held_out, run_dir, 0, monitor))
-    with progress_bar("ppo", total - done) as advance:  # 4
+    # step 4. the PPO iterations, evaluated every eval.every, checkpointed, maybe stopped early
+    with progress_bar("ppo", total - done) as advance:
         for it in range(done + 1, total + 1):
             metrics = ppo_iteration(cfg, state, models, it, pool)
             if (cfg.eval.every and it % cfg.eval.every == 0) or it == total:
@@ -231,7 +234,8 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
                 info=f"train reward {metrics['reward/train']:.2f} gold {metrics['reward/gold']:.2f}",
             )
     monitor.finish(state)  # after an early stop: the last unflagged evaluation's policy
-    save_model(state.policy, state.tokenizer, run_dir.file("model"))  # 5
+    # step 5. the final policy (and value model), the summary and its plots
+    save_model(state.policy, state.tokenizer, run_dir.file("model"))
     if state.value_model is not None:
         save_model(state.value_model, state.tokenizer, run_dir.file("value"))
     summary = {**summarize(run_dir), **monitor.summary_fields()}

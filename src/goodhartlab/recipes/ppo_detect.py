@@ -20,6 +20,11 @@ import numpy as np
 
 from goodhartlab.analysis import detect
 from goodhartlab.config.detect_schema import DETECTORS, DetectConfig, EarlyStopConfig
+from goodhartlab.errors import ConfigError
+from goodhartlab.models import load_policy, save_model
+from goodhartlab.models.inform import InfoRM
+from goodhartlab.models.reward import load_reward_model, score_members, score_texts
+from goodhartlab.recipes.ppo_reward import load_reward_models
 from goodhartlab.runs import RunDir
 
 ENSEMBLE_DETECTORS = ("disagreement", "disagreement_std", "wco")
@@ -57,7 +62,6 @@ def available_detectors(
     """The detectors to run: those asked for, or every one the reward models allow (ensemble
     ones need ≥ 2 members, latent ones an InfoRM). One asked for (or `stop_on`) that cannot
     run is a ConfigError saying what it needs."""
-    from goodhartlab.errors import ConfigError
 
     for field_name, name in [*(("detect.detectors", n) for n in cfg.detectors),
                              ("early_stop.on", stop_on)]:  # fmt: skip
@@ -96,7 +100,6 @@ class DetectMonitor:
     # signals ---------------------------------------------------------------
     def signals(self, evaluation: Any) -> Signals:
         """Member scores (monitor ensemble or the proxy's members), InfoRM latents, lengths."""
-        from goodhartlab.models.reward import score_members, score_texts
 
         prompts = [r["instruction"] for r in evaluation.rows]
         texts = [r["answers"][0] for r in evaluation.rows]
@@ -188,7 +191,6 @@ class DetectMonitor:
         return metrics
 
     def early_stop(self, step: int, policy: Any, tokenizer: Any) -> None:
-        from goodhartlab.models import save_model
 
         flags = self.flags[self.stop.on]
         if not flags[-1]:
@@ -221,7 +223,6 @@ class DetectMonitor:
         """After an early stop, load the kept policy's weights into the policy to be saved."""
         if self.stopped_at is None or self.kept_step is None:
             return
-        from goodhartlab.models import load_policy
 
         kept, _ = load_policy(str(self.run_dir.file(KEPT_POLICY)), device=str(state.device))
         state.policy.load_state_dict(kept.state_dict())
@@ -240,9 +241,6 @@ def make_monitor(detect_cfg: DetectConfig, stop: EarlyStopConfig, reward_cfg: An
                  models: Any, run_dir: RunDir, device: Any) -> DetectMonitor:  # fmt: skip
     """Load the monitor ensemble and InfoRM the config names (or reuse the proxy's), and pick
     the detectors they allow."""
-    from goodhartlab.errors import ConfigError
-    from goodhartlab.models.inform import InfoRM
-    from goodhartlab.recipes.ppo_reward import load_reward_models
 
     ensemble = None
     if detect_cfg.ensemble:
@@ -253,8 +251,6 @@ def make_monitor(detect_cfg: DetectConfig, stop: EarlyStopConfig, reward_cfg: An
     n_members = len(ensemble.members) if ensemble else len(models.members)
     inform = None
     if detect_cfg.inform:
-        from goodhartlab.models.reward import load_reward_model
-
         model, tok = load_reward_model(detect_cfg.inform, device=str(device))
         if not isinstance(model, InfoRM):
             raise ConfigError(f"field 'detect.inform': {detect_cfg.inform} is not an InfoRM")

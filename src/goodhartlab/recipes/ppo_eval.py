@@ -1,9 +1,8 @@
 """Evaluate a policy on fixed held-out prompts: proxy, gold, divergences to the reference, length.
 
 Used every `eval.every` iterations of `goodhart ppo` (metrics prefixed `eval/`, and the samples
-in RUN/eval/eval-{step}.json, see `write_eval_samples`) and by `goodhart evaluate`, which writes
-the seed's `gold_eval_with_response_ids.json` (instruction, answers, answers_ids, proxy_scores,
-gold_scores).
+in RUN/eval/eval-{step}.json, see `write_eval_samples`), by `goodhart evaluate`
+(`recipes/evaluate.py`) and by `goodhart evaluate-latents`.
 """
 
 from __future__ import annotations
@@ -15,21 +14,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from goodhartlab.config.ppo_schema import EvaluateConfig
 from goodhartlab.config.schemas import GenerationConfig
+from goodhartlab.data.encoding import decode_responses, encode_prompts
+from goodhartlab.data.formats import load_prompts
+from goodhartlab.recipes.ppo_reward import score_metrics, score_responses
+from goodhartlab.recipes.ppo_step import divergence_metrics
+from goodhartlab.rollout.generate import sample
+from goodhartlab.rollout.llm import SequenceBatch, policy_pass
 from goodhartlab.runs import RunDir
-
-EVAL_PROMPT_SEED = 424242  # one fixed held-out set, whatever the run's seed, so runs compare
+from goodhartlab.runs.atomic import atomic_write_text, json_safe
+from goodhartlab.runs.seeding import HELD_OUT_PROMPTS
+from goodhartlab.toyworld.teacher import sample_prompts
 
 
 def eval_prompts(source: str, n: int) -> list[Any]:
     """Toy prompts from a fixed stream apart from training, or the first n of a prompt file
     (text, or chat messages that the tokenizer's chat template renders)."""
     if source == "toy":
-        from goodhartlab.toyworld.teacher import sample_prompts
-
-        return [p.text for p in sample_prompts(n, np.random.default_rng(EVAL_PROMPT_SEED))]
-    from goodhartlab.data.formats import load_prompts
+        return [p.text for p in sample_prompts(n, np.random.default_rng(HELD_OUT_PROMPTS))]
 
     return load_prompts(source)[:n]  # chat prompts stay messages: the chat template renders them
 
@@ -80,8 +82,6 @@ def write_eval_samples(run_dir: RunDir, step: int, evaluation: Evaluation) -> Pa
     """
     import json
 
-    from goodhartlab.runs.atomic import atomic_write_text, json_safe
-
     lines = [json.dumps(json_safe(r), allow_nan=False) for r in sample_rows(evaluation)]
     text = "[\n" + ",\n".join(lines) + "\n]\n"
     return atomic_write_text(run_dir.file(f"{EVAL_DIR}/eval-{int(step)}.json"), text)
@@ -101,11 +101,6 @@ def evaluate_policy(
     repetition_penalty: float = 1.0,
 ) -> Evaluation:
     """Sample one answer per prompt (seeded), score it, and measure divergences to `reference`."""
-    from goodhartlab.data.encoding import decode_responses, encode_prompts
-    from goodhartlab.recipes.ppo_reward import score_metrics, score_responses
-    from goodhartlab.recipes.ppo_step import divergence_metrics
-    from goodhartlab.rollout.generate import sample
-    from goodhartlab.rollout.llm import SequenceBatch, policy_pass
 
     device = next(policy.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -147,59 +142,3 @@ def evaluate_policy(
         for p, t, i, s, g in zip(prompts, texts, ids_rows, proxy, scores.gold)
     ]  # fmt: skip
     return Evaluation(metrics, rows, [int(n) for n in lengths], [bool(e) for e in ended], scores)
-
-
-def prompt_range(cfg: EvaluateConfig) -> list[Any]:
-    """Prompts [prompt_start, prompt_start + n_prompts) of the file (toy: of the fixed stream
-    drawn to that length); a start past the end is an error, a short file gives what it has."""
-    from goodhartlab.errors import input_error
-
-    prompts = eval_prompts(cfg.prompts, cfg.prompt_start + cfg.n_prompts)[cfg.prompt_start :]
-    if not prompts:
-        raise input_error(f"prompt_start={cfg.prompt_start} is past the last prompt", cfg.prompts)
-    return prompts
-
-
-def per_prompt_rows(rows: list[dict[str, Any]], n: int, start: int) -> list[dict[str, Any]]:
-    """The seed's layout with n answers per prompt: consecutive rows of one prompt merged,
-    lists of length n, plus `prompt_index` (the prompt's index in the file)."""
-    out = []
-    for i in range(0, len(rows), n):
-        group = rows[i : i + n]
-        merged: dict[str, Any] = {
-            "instruction": group[0]["instruction"],
-            "prompt_index": start + i // n,
-        }
-        for key in ("answers", "answers_ids", "proxy_scores", "gold_scores"):
-            merged[key] = [value for row in group for value in row[key]]
-        out.append(merged)
-    return out
-
-
-def run(cfg: EvaluateConfig, run_dir: RunDir, resume: bool = False) -> dict:
-    """`goodhart evaluate`: answer held-out prompts with a checkpoint; proxy and gold scores."""
-    from goodhartlab.errors import ConfigError
-    from goodhartlab.models import freeze, load_policy
-    from goodhartlab.recipes.ppo_reward import load_reward_models
-    from goodhartlab.runs.atomic import atomic_write_json
-
-    if not cfg.checkpoint:
-        raise ConfigError("goodhart evaluate needs checkpoint=DIR (a policy directory)")
-    # step 1. read the prompts first: a bad or empty file fails in milliseconds, not after the
-    # policy and reward models have loaded
-    prompts = prompt_range(cfg)
-    # step 2. the frozen policy and the reward models that score its answers
-    policy, tok = load_policy(cfg.checkpoint, device=cfg.device)
-    freeze(policy)
-    models = load_reward_models(cfg.reward, next(policy.parameters()).device)
-    repeated = [p for p in prompts for _ in range(cfg.n_samples)]  # step 3. answer and score
-    result = evaluate_policy(
-        policy, None, tok, cfg.reward, models, repeated, cfg.generation, cfg.seed, cfg.template,
-        cfg.repetition_penalty,
-    )  # fmt: skip
-    output = Path(cfg.output or Path(cfg.checkpoint) / "gold_eval_with_response_ids.json")
-    atomic_write_json(output, per_prompt_rows(result.rows, cfg.n_samples, cfg.prompt_start))
-    run_dir.write_json("evaluate_summary.json", {"output": str(output), **result.metrics})
-    shown = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k.startswith("reward/"))
-    print(f"evaluate: {shown} on {len(prompts)} prompts x {cfg.n_samples} -> {output}")
-    return result.metrics

@@ -16,6 +16,20 @@ import numpy as np
 import torch
 
 from goodhartlab.config.ppo_schema import PPORewardConfig
+from goodhartlab.config.seed_paths import expand_seeds
+from goodhartlab.core.ensemble import aggregate, ensemble_std
+from goodhartlab.core.length import apply_length_interventions
+from goodhartlab.core.masked import normalize
+from goodhartlab.errors import ConfigError, GoodhartError
+from goodhartlab.models.loading import freeze
+from goodhartlab.models.reward import (
+    ensemble_members,
+    load_reward_model,
+    score_members,
+    score_texts,
+)
+from goodhartlab.recipes.toy_inputs import resolve_reward_source
+from goodhartlab.toyworld import gold_reward
 
 
 @dataclass
@@ -45,11 +59,6 @@ class Scores:
 
 def load_reward_models(cfg: PPORewardConfig, device: Any) -> RewardModels:
     """Load every proxy member ({seed} filled, ensembles expanded) and the gold RM, frozen."""
-    from goodhartlab.config.seed_paths import expand_seeds
-    from goodhartlab.errors import ConfigError
-    from goodhartlab.models.loading import freeze
-    from goodhartlab.models.reward import ensemble_members, load_reward_model
-    from goodhartlab.recipes.toy_inputs import resolve_reward_source
 
     paths: list[Path] = []
     for source in expand_seeds(cfg.reward_models, cfg.seeds, "reward.reward_models"):
@@ -87,8 +96,6 @@ def score_responses(
     batch_size: int = 512,
 ) -> Scores:
     """Score with every member, combine with the ensemble objective, and score gold."""
-    from goodhartlab.core.ensemble import aggregate, ensemble_std
-    from goodhartlab.models.reward import score_members, score_texts
 
     n = len(responses)
     raw = score_members(  # answers tokenized once for every member that shares a tokenizer
@@ -106,8 +113,6 @@ def score_responses(
     elif len(members) == 1:
         proxy = members[0]
     if models.gold == "toy":
-        from goodhartlab.toyworld import gold_reward
-
         gold = np.asarray(gold_reward(list(prompts), list(responses), list(ended)))
     else:
         model, tok = models.gold
@@ -119,7 +124,6 @@ def score_responses(
 
 def check_finite(values: np.ndarray, what: str) -> None:
     """A NaN or inf reward would silently poison every later update: stop with a clear line."""
-    from goodhartlab.errors import GoodhartError
 
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
@@ -152,8 +156,6 @@ def training_scores(
 
     Shape: lengths (B,) -> rewards (B,) float32, new running stats
     """
-    from goodhartlab.core.length import apply_length_interventions
-    from goodhartlab.core.masked import normalize
 
     raw = scores.gold if cfg.kind == "gold" else scores.proxy
     if raw is None:  # len_only without RMs: the running stats then follow gold
@@ -164,8 +166,6 @@ def training_scores(
         rewards = rewards.clamp(-cfg.clip, cfg.clip)
     len_only = cfg.len_only if cfg.kind == "len_only" else None
     if cfg.kind == "len_only" and len_only is None:
-        from goodhartlab.errors import ConfigError
-
         raise ConfigError("reward.kind=len_only needs reward.len_only=N (target length in tokens)")
     rewards, stats = apply_length_interventions(
         rewards,

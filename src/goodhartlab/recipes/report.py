@@ -11,6 +11,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from goodhartlab.analysis.report import build_report
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -31,7 +33,6 @@ def main(argv: Sequence[str]) -> int:
     import os
 
     os.environ.setdefault("MPLBACKEND", "Agg")
-    from goodhartlab.analysis.report import build_report
 
     args = parser().parse_args(list(argv))
     path = build_report(args.run_dirs, args.out, title=args.title, intro=args.intro)

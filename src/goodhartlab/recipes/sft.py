@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from goodhartlab.config.schemas import SFTConfig
+from goodhartlab.data.encoding import IGNORE_INDEX, collate_sft, encode_demonstrations
+from goodhartlab.data.records import write_jsonl_atomic
+from goodhartlab.data.sft_importers import import_demonstrations
+from goodhartlab.models import load_policy, save_model
+from goodhartlab.models.loading import write_pretrained
+from goodhartlab.rollout.sampling import sample_texts
 from goodhartlab.runs import RunDir
+from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
+from goodhartlab.runs.progress import progress_bar
+from goodhartlab.runs.seeding import derive_seed
+from goodhartlab.toyworld import gold_reward, make
 
 
 @dataclass(frozen=True)
@@ -29,13 +40,10 @@ class SFTData:
 
 def load_sft_data(cfg: SFTConfig, run: RunDir) -> SFTData:
     """Step 1: the toy world's demonstrations, or the user's files."""
-    from goodhartlab.data.sft_importers import import_demonstrations
 
     paths = {}
     is_toy = "toy" in (cfg.data.train, cfg.data.eval)
     if is_toy:
-        from goodhartlab.toyworld import make
-
         toy_dir = run.file("toyworld")
         if not (toy_dir / "world.json").exists():
             make(toy_dir, cfg.data.toy)
@@ -77,7 +85,7 @@ def batch_order(n: int, batch_size: int, epochs: int, seed: int) -> list[list[in
 
     steps = []
     for epoch in range(epochs):
-        gen = torch.Generator().manual_seed(seed * 7919 + epoch)
+        gen = torch.Generator().manual_seed(derive_seed(seed, "sft/epoch_order", epoch))
         perm = torch.randperm(n, generator=gen).tolist()
         steps += [perm[i : i + batch_size] for i in range(0, n, batch_size)]
     return steps
@@ -86,8 +94,6 @@ def batch_order(n: int, batch_size: int, epochs: int, seed: int) -> list[list[in
 def mean_loss(model: Any, examples: list, batch_size: int, pad_id: int, device: Any) -> float:
     """Token-weighted mean completion loss over `examples` (no grad)."""
     import torch
-
-    from goodhartlab.data.encoding import IGNORE_INDEX, collate_sft
 
     total, count = 0.0, 0
     with torch.no_grad():
@@ -102,10 +108,6 @@ def mean_loss(model: Any, examples: list, batch_size: int, pad_id: int, device: 
 def train(cfg: SFTConfig, run: RunDir, model: Any, tok: Any, data: SFTData, resume: bool) -> dict:
     """Step 4: the training loop; returns final train/eval losses."""
     import torch
-
-    from goodhartlab.data.encoding import collate_sft, encode_demonstrations
-    from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
-    from goodhartlab.runs.progress import progress_bar
 
     device = next(model.parameters()).device
     enc = {
@@ -148,7 +150,9 @@ def train(cfg: SFTConfig, run: RunDir, model: Any, tok: Any, data: SFTData, resu
                 model.train()
             run.log(done, metrics)
             if done % cfg.train.checkpoint_every == 0 and done < len(steps):
-                save_checkpoint(run.checkpoint_dir(done), model, tok, opt, done)
+                save_checkpoint(
+                    run.checkpoint_dir(done), partial(write_pretrained, model, tok), opt, done
+                )
                 run.mark_latest(done, cfg.train.keep_checkpoints)
             advance(1, info=f"loss {loss_value:.3f}")
     model.eval()
@@ -158,8 +162,6 @@ def train(cfg: SFTConfig, run: RunDir, model: Any, tok: Any, data: SFTData, resu
 
 def sample_and_score(cfg: SFTConfig, model: Any, tok: Any, data: SFTData) -> dict:
     """Step 6: sample held-out prompts; with toy data, score gold and compare to the teacher."""
-    from goodhartlab.rollout.sampling import sample_texts
-    from goodhartlab.toyworld import gold_reward
 
     n = min(cfg.sample.n_prompts, len(data.eval_prompts))
     gen = cfg.sample.generation
@@ -198,13 +200,13 @@ def run(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole recipe; returns the summary also written to RUN/sft_summary.json."""
     import torch
 
-    from goodhartlab.models import load_policy, save_model
-
     torch.manual_seed(cfg.seed)
-    data = load_sft_data(cfg, run_dir)  # 1
+    # step 1. the demonstrations (toy: the teacher's, generated and cached)
+    data = load_sft_data(cfg, run_dir)
     ckpt = run_dir.latest_checkpoint() if resume else None
     source = str(ckpt) if ckpt is not None else cfg.model.source
-    model, tok = load_policy(  # 2
+    # step 2. the policy: the latest checkpoint when resuming, else the configured source
+    model, tok = load_policy(
         source,
         device=cfg.device,
         dtype=cfg.model.dtype,
@@ -212,12 +214,12 @@ def run(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> dict:
         seed=cfg.seed,
         allow_pickle_weights=cfg.model.allow_pickle_weights,
     )
-    losses = train(cfg, run_dir, model, tok, data, resume)  # 3-4
-    model_dir = save_model(model, tok, run_dir.file("model"))  # 5
+    # step 3. train (checkpoints, resume), then save the model
+    losses = train(cfg, run_dir, model, tok, data, resume)
+    model_dir = save_model(model, tok, run_dir.file("model"))
     summary = {"model_dir": str(model_dir), **losses, "data": data.read}
-    if cfg.sample.n_prompts > 0:  # 6
+    if cfg.sample.n_prompts > 0:  # step 4. sample answers and score them by gold
         scored = sample_and_score(cfg, model, tok, data)
-        from goodhartlab.data.records import write_jsonl_atomic
 
         write_jsonl_atomic(run_dir.file("samples.jsonl"), scored.pop("samples"))
         summary.update(scored)

@@ -22,8 +22,15 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from goodhartlab.analysis.plots import lines
+from goodhartlab.analysis.report_sections import _sweep_lines
+from goodhartlab.cli import COMMANDS
 from goodhartlab.config.sweep_schema import RegularizerSweep, SweepConfig
+from goodhartlab.core.curves import t_quantile
+from goodhartlab.errors import ConfigError
 from goodhartlab.runs import RunDir
+from goodhartlab.runs.jobs import Job, check_job_configs, raise_for_failures, read_done, run_jobs
+from goodhartlab.runs.progress import progress_bar
 
 SUMMARY_FILE = "sweep_summary.json"
 COEF_KEY = "regularizer.coef"
@@ -98,7 +105,6 @@ def cells(cfg: SweepConfig) -> list[Cell]:
 
 
 def plan(cfg: SweepConfig, run_dir: RunDir) -> list[Planned]:
-    from goodhartlab.runs.jobs import Job
 
     planned = []
     for cell in cells(cfg):
@@ -115,9 +121,6 @@ def plan(cfg: SweepConfig, run_dir: RunDir) -> list[Planned]:
 
 def check_config(cfg: SweepConfig, planned: list[Planned]) -> None:
     """Every job's config loads and passes its recipe's own checks, or one error line."""
-    from goodhartlab.cli import COMMANDS
-    from goodhartlab.errors import ConfigError
-    from goodhartlab.runs.jobs import check_job_configs
 
     if cfg.command not in COMMANDS:
         raise ConfigError(f"command: unknown '{cfg.command}' (allowed: {', '.join(COMMANDS)})")
@@ -133,7 +136,6 @@ def mean_interval(values: list[float]) -> dict[str, float | None]:
     The quantile is `core.curves.t_quantile` (no scipy: users may not have it), exact for 1 and
     2 degrees of freedom and within 0.2% of scipy's from 3 on (tests/recipes/test_sweep.py).
     """
-    from goodhartlab.core.curves import t_quantile
 
     n = len(values)
     mean = sum(values) / n
@@ -160,7 +162,6 @@ def numeric_fields(summary: dict | None, prefix: str = "") -> dict[str, float]:
 
 def aggregate(cfg: SweepConfig, planned: list[Planned], results: list, run_dir: RunDir) -> dict:
     """RUN/sweep_summary.json's content: one entry per job, one table row per cell."""
-    from goodhartlab.runs.jobs import read_done
 
     jobs, by_cell = [], {}
     for p, result in zip(planned, results):
@@ -191,8 +192,6 @@ def plot(run_dir: RunDir, table: list[dict], metric: str) -> None:
     The lines are the report's (`report_sections._sweep_lines`), so the sweep's own figure and
     its figure in report.html show the same thing.
     """
-    from goodhartlab.analysis.plots import lines
-    from goodhartlab.analysis.report_sections import _sweep_lines
 
     series = _sweep_lines(table, metric)
     if not series:
@@ -232,12 +231,12 @@ def print_table(cfg: SweepConfig, summary: dict) -> None:
 
 def run(cfg: SweepConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole sweep; returns the summary also written to RUN/sweep_summary.json."""
-    from goodhartlab.runs.jobs import raise_for_failures, run_jobs
-    from goodhartlab.runs.progress import progress_bar
 
-    planned = plan(cfg, run_dir)  # 1
-    check_config(cfg, planned)  # 2
-    with progress_bar(f"sweep {cfg.command}", len(planned)) as advance:  # 3
+    # step 1. plan the grid of jobs and check every child config before anything runs
+    planned = plan(cfg, run_dir)
+    check_config(cfg, planned)
+    # step 2. run the jobs (a failed job is reported and the others go on)
+    with progress_bar(f"sweep {cfg.command}", len(planned)) as advance:
 
         def on_result(result: Any) -> None:
             if result.status == "failed":
@@ -248,9 +247,10 @@ def run(cfg: SweepConfig, run_dir: RunDir, resume: bool = False) -> dict:
 
         jobs = [p.job for p in planned]
         results = run_jobs(jobs, cfg.workers, cfg.backend, on_result=on_result)
-    summary = aggregate(cfg, planned, results, run_dir)  # 4
+    # step 3. the table over the grid, its plot; a failure makes the sweep fail at the end
+    summary = aggregate(cfg, planned, results, run_dir)
     run_dir.write_json(SUMMARY_FILE, summary)
-    plot(run_dir, summary["table"], cfg.plot_metric)  # 5
+    plot(run_dir, summary["table"], cfg.plot_metric)
     print_table(cfg, summary)
     raise_for_failures(results)
     return summary

@@ -15,6 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from goodhartlab.config import dump_config
+from goodhartlab.config.schemas import SFTConfig, TrainRMConfig
+from goodhartlab.runs import RunDir
+
 TOY_SFT = "toy:sft"
 # Bumped whenever the toy world or the recipes' defaults change what a cached model would be,
 # so a stale cache is never reused (v2: the teacher lists items in canonical order).
@@ -41,10 +45,7 @@ def _locked(out: Path) -> Iterator[None]:
 
 def cached_toy_sft(seed: int = 0) -> Path:
     """Directory of the toy SFT policy for `seed`, training it (resumably) when missing."""
-    from goodhartlab.config import dump_config
-    from goodhartlab.config.schemas import SFTConfig
     from goodhartlab.recipes import sft
-    from goodhartlab.runs import RunDir
 
     out = cache_root() / f"toy-sft-v{CACHE_VERSION}-seed{seed}"
     model = sft.model_path(out)
@@ -70,10 +71,7 @@ TOY_RM_SEEDS = (1, 2, 3, 4, 5)
 
 def cached_toy_rm_ensemble() -> Path:
     """Run dir of the toy 5-seed reward-model ensemble (train-rm defaults), trained once."""
-    from goodhartlab.config import dump_config
-    from goodhartlab.config.schemas import TrainRMConfig
     from goodhartlab.recipes import train_rm
-    from goodhartlab.runs import RunDir
 
     out = cache_root() / f"toy-rm-ensemble-v{CACHE_VERSION}"
     with _locked(out):

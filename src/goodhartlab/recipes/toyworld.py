@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from goodhartlab.config.schemas import ToyWorldConfig
 from goodhartlab.runs import RunDir
+from goodhartlab.toyworld import make
 
 
 def run(cfg: ToyWorldConfig, run_dir: RunDir, resume: bool = False) -> dict:
-    from goodhartlab.toyworld import make
 
     stats = make(run_dir.path, cfg.world)
     print(

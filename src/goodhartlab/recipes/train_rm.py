@@ -12,12 +12,31 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
+import torch
 
+from goodhartlab.config import dump_config
 from goodhartlab.config.schemas import TrainRMConfig
+from goodhartlab.core.bottleneck import gaussian_kl, inform_loss
+from goodhartlab.core.preference import bradley_terry_loss
+from goodhartlab.data import cartography, length_debias
+from goodhartlab.data.cartography import CartographyLog, save_stats
 from goodhartlab.data.formats import Preference
+from goodhartlab.data.records import write_jsonl_atomic
+from goodhartlab.models import load_policy, load_tokenizer
+from goodhartlab.models.inform import InfoRMConfig
+from goodhartlab.models.loading import write_pretrained
+from goodhartlab.models.reward import (
+    load_reward_model,
+    pad_rows,
+    reward_forward,
+    reward_token_rows,
+    save_reward_model,
+    write_ensemble_manifest,
+)
 from goodhartlab.recipes.evaluate_rm import (
     PairSet,
     ensemble_disagreement,
@@ -26,27 +45,30 @@ from goodhartlab.recipes.evaluate_rm import (
     read_pair_file,
     sample_policy_pairs,
 )
+from goodhartlab.recipes.sft import batch_order, lr_at
+from goodhartlab.recipes.toy_inputs import resolve_source
 from goodhartlab.runs import RunDir
+from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
+from goodhartlab.runs.progress import progress_bar
+from goodhartlab.runs.seeding import LENGTH_INTERVENTIONS, derive_seed
 
 CARTO_FILE = "cartography.jsonl"
 
 
 def sample_toy_pairs(cfg: TrainRMConfig, run: RunDir) -> dict[str, PairSet]:
     """Step 1 (toy): sample two responses per prompt from the policy and label them by gold."""
-    from goodhartlab.data.records import write_jsonl_atomic
-    from goodhartlab.models import load_policy
-    from goodhartlab.recipes.toy_inputs import resolve_source
 
     data = cfg.data
     policy, tok = load_policy(resolve_source(data.policy, data.toy.seed), device=cfg.device)
-    rng = np.random.default_rng(data.toy.seed + 17)
+    rng = np.random.default_rng(derive_seed(data.toy.seed, "train_rm/toy_labels"))
     out = {}
     for split, n, flip in (
         ("train", data.n_train_pairs, data.label_flip_prob),
         ("eval", data.n_eval_pairs, 0.0),
     ):
         out[split], rows = sample_policy_pairs(
-            policy, tok, n, rng, seed=data.toy.seed + (split == "eval"), gen=data.generation,
+            policy, tok, n, rng, gen=data.generation,
+            seed=derive_seed(data.toy.seed, "train_rm/toy_generation", split == "eval"),
             template=data.template, label_temperature=data.label_temperature, flip_prob=flip,
         )  # fmt: skip
         write_jsonl_atomic(run.file(f"prefs_{split}.jsonl"), rows)
@@ -69,12 +91,11 @@ def load_pairs(cfg: TrainRMConfig, run: RunDir) -> dict[str, PairSet]:
 
 def apply_interventions(cfg: TrainRMConfig, pairs: PairSet, tok: Any) -> tuple[PairSet, dict]:
     """Step 2: cartography truncation -> random-pair augmentation -> length balancing."""
-    from goodhartlab.data import cartography, length_debias
 
     def n_tokens(text: str) -> int:
         return len(tok(text, add_special_tokens=False)["input_ids"])
 
-    rng = np.random.default_rng(100)  # the length paper's seed
+    rng = np.random.default_rng(LENGTH_INTERVENTIONS)
     prefs, info = pairs.pairs, {"n_pairs_in": len(pairs.pairs)}
     info["length_before"] = vars(length_debias.length_stats(prefs, n_tokens))
     keep = np.arange(len(prefs))
@@ -98,7 +119,6 @@ def apply_interventions(cfg: TrainRMConfig, pairs: PairSet, tok: Any) -> tuple[P
 
 def encode_pairs(tok: Any, pairs: list[Preference], cfg: TrainRMConfig) -> list[list[int]]:
     """Token rows of every pair, tokenized once: chosen of pair i at 2i, rejected at 2i + 1."""
-    from goodhartlab.models.reward import reward_token_rows
 
     prompts = [p.prompt for p in pairs for _ in range(2)]
     responses = [r for p in pairs for r in (p.chosen, p.rejected)]
@@ -111,12 +131,6 @@ def step_loss(cfg: TrainRMConfig, model: Any, batch: list, pad_id: int, device: 
     Chosen rows then rejected rows go through one right-padded forward pass.
     Returns (loss, chosen-minus-rejected margins, mean KL or None).
     """
-    import torch
-
-    from goodhartlab.core.bottleneck import gaussian_kl, inform_loss
-    from goodhartlab.core.preference import bradley_terry_loss
-    from goodhartlab.models.reward import pad_rows, reward_forward
-
     rows = [b[1] for b in batch] + [b[2] for b in batch]
     out = reward_forward(model, *pad_rows(rows, pad_id, device))
     chosen, rejected = out.scores.chunk(2)
@@ -133,19 +147,10 @@ def step_loss(cfg: TrainRMConfig, model: Any, batch: list, pad_id: int, device: 
     return loss, (chosen - rejected).detach(), kl_terms.mean()
 
 
-def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, resume: bool):
-    """Step 3: train one member in RUN/rm_seed{seed}/ (its own metrics and checkpoints)."""
-    import torch
-
-    from goodhartlab.config import dump_config
-    from goodhartlab.data.cartography import CartographyLog
-    from goodhartlab.models.inform import InfoRMConfig
-    from goodhartlab.models.reward import load_reward_model
-    from goodhartlab.recipes.sft import batch_order, lr_at
-    from goodhartlab.recipes.toy_inputs import resolve_source
-    from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
-    from goodhartlab.runs.progress import progress_bar
-
+def open_member(cfg: TrainRMConfig, seed: int, run: RunDir, resume: bool):
+    """RUN/rm_seed{seed}/ as a run dir of its own, its latest checkpoint (when resuming), and the
+    model to train: the checkpoint's weights, or a fresh RM head (InfoRM heads when enabled) on
+    the backbone. Returns (member, checkpoint or None, model, tokenizer, bottleneck noise)."""
     path = run.file(f"rm_seed{seed}")
     resume = resume and (path / "config.yaml").exists()  # killed before this member began
     member = RunDir.prepare(path, dump_config(cfg), resume=resume)
@@ -156,10 +161,30 @@ def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, res
     model, tok = load_reward_model(source, device=cfg.device, dtype=cfg.model.dtype, seed=seed,
                                    inform=inform, trust_remote_code=cfg.model.trust_remote_code,
                                    allow_pickle_weights=cfg.model.allow_pickle_weights)  # fmt: skip
-    device = next(model.parameters()).device
+    # the global generator too (dropout of a real backbone): torch seeds it at random per process
+    torch.manual_seed(seed)
     noise = None
     if ic.enabled:  # the bottleneck's reparameterization noise, seeded per member
+        device = next(model.parameters()).device
         noise = model.noise_generator = torch.Generator(device=device).manual_seed(seed)
+    return member, ckpt, model, tok, noise
+
+
+def optimizer_step(cfg: TrainRMConfig, model: Any, opt: Any, step: int, total: int, batch, pad_id):
+    """One AdamW step at the schedule's lr for `step`; returns (loss, margins, ib kl or None)."""
+    for group in opt.param_groups:
+        group["lr"] = lr_at(step, total, cfg.optim)
+    loss, margins, kl = step_loss(cfg, model, batch, pad_id, next(model.parameters()).device)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss, margins, kl
+
+
+def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, resume: bool):
+    """Step 3: train one member in RUN/rm_seed{seed}/ (its own metrics and checkpoints)."""
+    member, ckpt, model, tok, noise = open_member(cfg, seed, run, resume)
     steps = batch_order(len(train.pairs), cfg.train.batch_size, cfg.train.epochs, seed)
     per_epoch = -(-len(train.pairs) // cfg.train.batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=(0.9, 0.95),
@@ -175,14 +200,10 @@ def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, res
     model.train()
     with progress_bar(f"rm seed {seed}", len(steps) - start) as advance:
         for step in range(start, len(steps)):
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, len(steps), cfg.optim)
             batch = [(train.pairs[i], rows[2 * i], rows[2 * i + 1]) for i in steps[step]]
-            loss, margins, kl = step_loss(cfg, model, batch, tok.pad_token_id, device)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            loss, margins, kl = optimizer_step(
+                cfg, model, opt, step, len(steps), batch, tok.pad_token_id
+            )
             if cfg.train.log_cartography:  # margins as rew_chosen − 0: the log keeps differences
                 carto.record(step // per_epoch, steps[step], margins.cpu(), np.zeros(len(batch)))
             metrics = {"loss/total": loss.item(), "rm/train_accuracy": (margins > 0).float().mean()}
@@ -190,14 +211,13 @@ def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, res
                 metrics["loss/ib_kl"] = kl.item()
             member.log(step + 1, {k: float(v) for k, v in metrics.items()})
             if (step + 1) % cfg.train.checkpoint_every == 0 and step + 1 < len(steps):
-                save_checkpoint(member.checkpoint_dir(step + 1), model, tok, opt, step + 1, noise)
+                write = partial(write_pretrained, model, tok)
+                save_checkpoint(member.checkpoint_dir(step + 1), write, opt, step + 1, noise)
                 carto.save(member.checkpoint_dir(step + 1) / CARTO_FILE)
                 member.mark_latest(step + 1)
             advance(1, info=f"loss {loss.item():.3f}")
     model.eval()
     if cfg.train.log_cartography:
-        from goodhartlab.data.cartography import save_stats
-
         carto.save(member.file(CARTO_FILE))
         # Confidence = mean over epochs of σ(margin) (Swayamdipta et al.); usable as carto_file.
         save_stats(member.file("cartography_stats.jsonl"), carto.stats())
@@ -206,21 +226,16 @@ def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, res
 
 def run(cfg: TrainRMConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole recipe; writes RUN/rm_summary.json and RUN/ensemble.json."""
-    from goodhartlab.models import load_tokenizer
-    from goodhartlab.models.reward import (
-        load_reward_model,
-        save_reward_model,
-        write_ensemble_manifest,
-    )
-    from goodhartlab.recipes.toy_inputs import resolve_source
 
-    sets = load_pairs(cfg, run_dir)  # 1
+    # step 1. the preference pairs (toy: policy samples labelled by gold; or the user's file)
+    sets = load_pairs(cfg, run_dir)
     tok = load_tokenizer(resolve_source(cfg.model.source, cfg.data.toy.seed))
-    train, info = apply_interventions(cfg, sets["train"], tok)  # 2
+    # step 2. the length paper's data interventions, in the seed's order
+    train, info = apply_interventions(cfg, sets["train"], tok)
     info["files"] = {s: sets[s].read for s in ("train", "eval") if sets[s].read}  # format, skips
     summary: dict[str, Any] = {"data": info, "members": {}, "train_seconds": {}}
     members = []
-    for seed in cfg.seeds:  # 3
+    for seed in cfg.seeds:
         member_dir = run_dir.file(f"rm_seed{seed}")
         model_dir, done = member_dir / "model", member_dir / "rm_eval.json"
         if resume and done.exists() and (model_dir / "config.json").exists():
@@ -234,12 +249,14 @@ def run(cfg: TrainRMConfig, run_dir: RunDir, resume: bool = False) -> dict:
                 "wall": round(time.perf_counter() - tic, 2),
                 "cpu": round(time.process_time() - cpu, 2),  # all threads of this process
             }
+            # step 4. evaluate the member on the held-out pairs, save it with its score stats
             plot = member.file("proxy_vs_gold.png")
-            result = evaluate_member(model, mtok, sets["eval"], cfg.data.template, plot)  # 4
+            result = evaluate_member(model, mtok, sets["eval"], cfg.data.template, plot)
             save_reward_model(model, mtok, model_dir, result["score_mean"], result["score_std"])
             member.write_json("rm_eval.json", result)
         summary["members"][seed] = result
         members.append((model, mtok))
+    # step 5. the ensemble manifest, the members' disagreement, the summary
     write_ensemble_manifest(
         run_dir.file("ensemble.json"),
         [{"seed": s, "path": f"rm_seed{s}/model"} for s in cfg.seeds],

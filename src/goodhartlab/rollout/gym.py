@@ -16,52 +16,14 @@ Conventions (the vector envs reset finished copies in the same step):
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from goodhartlab.core.advantages import gae
+from goodhartlab.envs import ENVS
 from goodhartlab.models.gym_policy import GymPolicy
-
-GLUCOSE_CGM_CENTER, GLUCOSE_CGM_SCALE, GLUCOSE_INSULIN_SCALE = 100.0, 100.0, 10.0
-
-
-def encode_tomato(obs: dict) -> np.ndarray:
-    """One-hot agent cell + the 10 bits (the seed's flattened obs). Shape: -> (N, 36)"""
-    from goodhartlab.envs.tomato import flat_obs
-
-    return flat_obs(np.asarray(obs["agent"]), np.asarray(obs["tomatoes"]))
-
-
-def encode_glucose(obs: np.ndarray) -> np.ndarray:
-    """The seed's GlucoseModel normalization, flattened: CGM -> (x-100)/100, insulin -> 10x.
-
-    Shape: obs (N, 2, 48) -> (N, 96); columns 0..47 CGM (oldest first), 48..95 insulin
-    """
-    out = np.asarray(obs, np.float32).copy()
-    out[:, 0] = (out[:, 0] - GLUCOSE_CGM_CENTER) / GLUCOSE_CGM_SCALE
-    out[:, 1] = out[:, 1] * GLUCOSE_INSULIN_SCALE
-    return out.reshape(len(out), -1)
-
-
-OBS_ENCODERS: dict[str, Callable[..., np.ndarray]] = {
-    "tomato": encode_tomato,
-    "glucose": encode_glucose,
-}
-OBS_DIMS = {"tomato": 36, "glucose": 96}
-
-
-def discriminator_state(env_name: str, obs: torch.Tensor) -> torch.Tensor:
-    """The part of the encoded obs the discriminator sees (specs/orpo.md §1.2).
-
-    tomato: everything (one-hot cell + bits); glucose: only the last normalized CGM value.
-
-    Shape: obs (N, obs_dim) -> (N, S)
-    """
-    if env_name == "glucose":
-        return obs[:, 47:48]
-    return obs
 
 
 @dataclass
@@ -87,6 +49,34 @@ class GymRollout:
         return value.reshape(-1, *value.shape[2:])
 
 
+def _truncation_values(
+    policy: GymPolicy, encode, truncated, terminated, info: dict, device
+) -> torch.Tensor:
+    """V(final_obs) where a copy was truncated (not terminated) this step, else 0. Shape: (N,)"""
+    cut = np.asarray(truncated) & ~np.asarray(terminated)
+    values = torch.zeros(len(cut), device=device)
+    if cut.any():
+        final = torch.as_tensor(encode(info["final_obs"]), device=device)
+        values = torch.where(torch.as_tensor(cut, device=device), policy.values(final), values)
+    return values
+
+
+class _EpisodeReturns:
+    """Running true/proxy returns per copy; an episode's sums are kept when it ends."""
+
+    def __init__(self, num_envs: int) -> None:
+        self.running = np.zeros((2, num_envs))
+        self.true: list[float] = []
+        self.proxy: list[float] = []
+
+    def add(self, info: dict, done: np.ndarray) -> None:
+        self.running += np.stack([info["true_reward"], info["proxy_reward"]])
+        for e in np.flatnonzero(done):
+            self.true.append(float(self.running[0, e]))
+            self.proxy.append(float(self.running[1, e]))
+            self.running[:, e] = 0.0
+
+
 @torch.no_grad()
 def collect(
     vec_env,
@@ -102,32 +92,20 @@ def collect(
     Each call starts fresh episodes, so an iteration's data depends only on (weights, seed,
     generator state): that makes resume exact without saving env state.
     """
-    encode = OBS_ENCODERS[env_name]
+    encode = ENVS[env_name].encode
     device = next(policy.parameters()).device
-    n = vec_env.num_envs
     obs_np, _ = vec_env.reset(seed=seed)
     obs = torch.as_tensor(encode(obs_np), device=device)
     cols: dict[str, list[torch.Tensor]] = {k: [] for k in GymRollout.__dataclass_fields__}
-    running = np.zeros((2, n))
-    episodes: tuple[list[float], list[float]] = ([], [])
+    episodes = _EpisodeReturns(vec_env.num_envs)
     for _ in range(steps):
         dist_inputs = policy.dist_inputs(obs)
         actions = policy.sample(dist_inputs, generator, greedy)
         logprobs, _ = policy.log_prob_entropy(dist_inputs, actions)
         next_np, rewards, terminated, truncated, info = vec_env.step(actions.cpu().numpy())
         done = np.asarray(terminated) | np.asarray(truncated)
-        trunc_values = torch.zeros(n, device=device)
-        cut = np.asarray(truncated) & ~np.asarray(terminated)
-        if cut.any():
-            final = torch.as_tensor(encode(info["final_obs"]), device=device)
-            trunc_values = torch.where(
-                torch.as_tensor(cut, device=device), policy.values(final), trunc_values
-            )
-        running += np.stack([info["true_reward"], info["proxy_reward"]])
-        for e in np.flatnonzero(done):
-            episodes[0].append(float(running[0, e]))
-            episodes[1].append(float(running[1, e]))
-            running[:, e] = 0.0
+        trunc_values = _truncation_values(policy, encode, truncated, terminated, info, device)
+        episodes.add(info, done)
         step_cols = {
             "obs": obs,
             "actions": actions,
@@ -150,8 +128,8 @@ def collect(
     return GymRollout(
         **stacked,
         bootstrap=policy.values(obs),
-        episode_true=episodes[0],
-        episode_proxy=episodes[1],
+        episode_true=episodes.true,
+        episode_proxy=episodes.proxy,
     )
 
 
@@ -168,8 +146,6 @@ def rollout_advantages(
 
     Shape: rewards (E, T) -> advantages (E, T), returns (E, T)
     """
-    from goodhartlab.core.advantages import gae
-
     augmented = rewards + gamma * rollout.truncation_values
     out = gae(
         augmented,

@@ -1,7 +1,8 @@
 """Training-state checkpoints that resume to the same numbers, with no pickle anywhere.
 
-A checkpoint directory holds the model (safetensors + HF config + tokenizer, via
-`models.save_model`), `optimizer.safetensors` (every state tensor, flattened), and
+A checkpoint directory holds the model (written by the caller's `write_model(dir)`, a function of
+`models/`, the only package that writes weights: `models.write_pretrained` for an HF model +
+tokenizer, or the ORPO policy + discriminators), `optimizer.safetensors` (every state tensor, flattened), and
 `trainer_state.json` (step, param-group hyperparameters, RNG states, recipe extras).
 Why not `torch.save(optimizer.state_dict())`: loading it back needs unpickling, and a checkpoint
 is exactly the kind of file people download from others.
@@ -10,6 +11,7 @@ is exactly the kind of file people download from others.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,21 +41,22 @@ def _unflatten_optimizer(tensors: dict[str, Any], groups: list[dict[str, Any]]) 
 
 def save_checkpoint(
     path: str | Path,
-    model: Any,
-    tokenizer: Any,
+    write_model: Callable[[Path], None],
     optimizer: Any,
     step: int,
     generator: Any = None,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a complete checkpoint atomically (model dir + optimizer + state)."""
+    """Write a complete checkpoint atomically: `write_model(dir)`'s files + optimizer + state.
+
+    e.g. `save_checkpoint(dir, functools.partial(models.write_pretrained, model, tok), opt, step)`
+    """
     import torch
     from safetensors.torch import save_file
 
     path = Path(path)
     with atomic_directory(path) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
+        write_model(Path(tmp))
         tensors, groups = _flatten_optimizer(optimizer)
         if generator is not None:
             tensors["__rng__.generator"] = generator.get_state()
@@ -69,7 +72,7 @@ def load_checkpoint_state(
 ) -> tuple[int, dict[str, Any]]:
     """Restore optimizer and RNG states from a checkpoint; returns (step, extra).
 
-    The model weights are loaded separately through `models.load_model(path)`.
+    The model weights are loaded separately, through `models/` (e.g. `models.load_model(path)`).
     """
     import torch
     from safetensors.torch import load_file

@@ -3,6 +3,8 @@
 Why sampled labels and flips: the gap between proxy and gold is what produces overoptimization,
 and its size is set by label noise and data size (Gao et al.; Coste et al. add 25% flips). With
 P(a > b) = sigmoid((g_a - g_b) / temperature), close pairs get noisy labels, as human ones do.
+The labeller itself is `core.preference` (`bt_sample_labels`, `flip_labels`), drawing from the
+toy world's numpy generator.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from goodhartlab.core.preference import bt_sample_labels, flip_labels
 from goodhartlab.toyworld.gold import gold_reward
 
 
@@ -37,19 +41,18 @@ def label_pairs(
 ) -> list[LabelledPair]:
     """Label each (a, b) pair by Bradley–Terry sampling on gold, then flip with `flip_prob`.
 
-    Responses are words without specials and are taken to have ended with eos.
+    Responses are words without specials and are taken to have ended with eos. `temperature` 0
+    is the noiseless labeller (the better answer wins, a tie is a coin), as in `core.preference`.
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
     if not 0.0 <= flip_prob <= 1.0:
         raise ValueError(f"flip_prob must be in [0, 1], got {flip_prob}")
     ended = [True] * len(prompts)
-    gold_a = np.asarray(gold_reward(prompts, responses_a, ended))
-    gold_b = np.asarray(gold_reward(prompts, responses_b, ended))
-    p_a = 1.0 / (1.0 + np.exp(-(gold_a - gold_b) / temperature))
-    a_wins = rng.random(len(p_a)) < p_a
-    flips = rng.random(len(p_a)) < flip_prob
-    a_wins ^= flips
+    gold_a = np.asarray(gold_reward(prompts, responses_a, ended), np.float64)
+    gold_b = np.asarray(gold_reward(prompts, responses_b, ended), np.float64)
+    a_wins = bt_sample_labels(torch.from_numpy(gold_a), torch.from_numpy(gold_b), temperature, rng)
+    flips = flip_labels(len(gold_a), flip_prob, rng)
+    a_wins = (a_wins ^ flips).numpy()
+    flips = flips.numpy()
     pairs = []
     for i, prompt in enumerate(prompts):
         first, second = (responses_a[i], responses_b[i])

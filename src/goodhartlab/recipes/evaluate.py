@@ -1,0 +1,69 @@
+"""`goodhart evaluate`: answer held-out prompts with a policy checkpoint; proxy and gold scores.
+
+Writes the seed's `gold_eval_with_response_ids.json` (instruction, answers, answers_ids,
+proxy_scores, gold_scores) beside the checkpoint (or to `output`), and RUN/evaluate_summary.json.
+The evaluation itself is `ppo_eval.evaluate_policy`, the one `goodhart ppo` runs every
+`eval.every` iterations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from goodhartlab.config.ppo_schema import EvaluateConfig
+from goodhartlab.errors import ConfigError, input_error
+from goodhartlab.models import freeze, load_policy
+from goodhartlab.recipes.ppo_eval import eval_prompts, evaluate_policy
+from goodhartlab.recipes.ppo_reward import load_reward_models
+from goodhartlab.runs import RunDir
+from goodhartlab.runs.atomic import atomic_write_json
+
+
+def prompt_range(cfg: EvaluateConfig) -> list[Any]:
+    """Prompts [prompt_start, prompt_start + n_prompts) of the file (toy: of the fixed stream
+    drawn to that length); a start past the end is an error, a short file gives what it has."""
+    prompts = eval_prompts(cfg.prompts, cfg.prompt_start + cfg.n_prompts)[cfg.prompt_start :]
+    if not prompts:
+        raise input_error(f"prompt_start={cfg.prompt_start} is past the last prompt", cfg.prompts)
+    return prompts
+
+
+def per_prompt_rows(rows: list[dict[str, Any]], n: int, start: int) -> list[dict[str, Any]]:
+    """The seed's layout with n answers per prompt: consecutive rows of one prompt merged,
+    lists of length n, plus `prompt_index` (the prompt's index in the file)."""
+    out = []
+    for i in range(0, len(rows), n):
+        group = rows[i : i + n]
+        merged: dict[str, Any] = {
+            "instruction": group[0]["instruction"],
+            "prompt_index": start + i // n,
+        }
+        for key in ("answers", "answers_ids", "proxy_scores", "gold_scores"):
+            merged[key] = [value for row in group for value in row[key]]
+        out.append(merged)
+    return out
+
+
+def run(cfg: EvaluateConfig, run_dir: RunDir, resume: bool = False) -> dict:
+    """`goodhart evaluate`: answer held-out prompts with a checkpoint; proxy and gold scores."""
+    if not cfg.checkpoint:
+        raise ConfigError("goodhart evaluate needs checkpoint=DIR (a policy directory)")
+    # step 1. read the prompts first: a bad or empty file fails in milliseconds, not after the
+    # policy and reward models have loaded
+    prompts = prompt_range(cfg)
+    # step 2. the frozen policy and the reward models that score its answers
+    policy, tok = load_policy(cfg.checkpoint, device=cfg.device)
+    freeze(policy)
+    models = load_reward_models(cfg.reward, next(policy.parameters()).device)
+    repeated = [p for p in prompts for _ in range(cfg.n_samples)]  # step 3. answer and score
+    result = evaluate_policy(
+        policy, None, tok, cfg.reward, models, repeated, cfg.generation, cfg.seed, cfg.template,
+        cfg.repetition_penalty,
+    )  # fmt: skip
+    output = Path(cfg.output or Path(cfg.checkpoint) / "gold_eval_with_response_ids.json")
+    atomic_write_json(output, per_prompt_rows(result.rows, cfg.n_samples, cfg.prompt_start))
+    run_dir.write_json("evaluate_summary.json", {"output": str(output), **result.metrics})
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k.startswith("reward/"))
+    print(f"evaluate: {shown} on {len(prompts)} prompts x {cfg.n_samples} -> {output}")
+    return result.metrics
