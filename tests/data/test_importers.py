@@ -216,3 +216,21 @@ def test_prompt_files_in_the_seeds_layouts(tmp_path) -> None:
     assert load_prompts(both) == ["p"]  # the prompt column wins
     neither = jsonl(tmp_path / "n.jsonl", [{"question": "q"}])
     assert error_of(lambda: load_prompts(neither)) == f"{neither}:1: field 'prompt': missing column"
+
+
+def test_eval_files_of_chat_prompts_read_back(tmp_path) -> None:
+    """Our eval files (ppo eval/eval-{step}.json, `goodhart evaluate` output) write a chat
+    prompt as the messages in `instruction`; score, bon and the importers must read them back."""
+    from goodhartlab.data.formats import load_prompts, load_scored_generations
+    from goodhartlab.data.generations import load_generations
+
+    chat = [{"role": "user", "content": "list two fruits"}]
+    row = {"instruction": chat, "answers": ["apple", "pear"], "gold_scores": [0.2, 0.5]}
+    path = tmp_path / "eval-2.json"
+    path.write_text(__import__("json").dumps([row, row]))
+    assert [r.prompt for r in load_generations(path)] == [chat, chat]
+    assert load_scored_generations(path).prompts == [chat, chat]
+    assert import_preferences(path).pairs == [Preference(chat, "pear", "apple")] * 2
+    assert load_prompts(path) == [chat, chat]
+    text = jsonl(tmp_path / "t.jsonl", [{"instruction": "sum", "input": "1 2", "answers": ["3"]}])
+    assert [r.prompt for r in load_generations(text)] == ["sum\n1 2"]  # the seeds' text layout

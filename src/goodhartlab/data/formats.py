@@ -137,9 +137,15 @@ def instruction_prompt(rec: Record) -> str:
 
 
 def row_prompt(rec: Record, prompt_key: str | None = "prompt") -> Prompt:
-    """A prompt column when the row has one, else the seeds' instruction + input."""
+    """A prompt column when the row has one, else the seeds' instruction + input.
+
+    An `instruction` that holds chat messages is the prompt itself: our eval files (ppo's
+    eval/eval-{step}.json, `goodhart evaluate` output) keep Coste's column name for chat prompts.
+    """
     if prompt_key and prompt_key in rec.data:
         return _text_or_messages(rec, prompt_key)
+    if isinstance(rec.data.get("instruction"), list):
+        return _text_or_messages(rec, "instruction")
     return instruction_prompt(rec)
 
 
@@ -192,7 +198,10 @@ def load_prompts(
     key = prompt_key if prompt_key in first else next(
         (k for k in ("context_messages", "instruction") if k in first), prompt_key
     )  # fmt: skip
-    row = instruction_prompt if key == "instruction" else (lambda rec: _text_or_messages(rec, key))
+
+    def row(rec: Record) -> Prompt:
+        return row_prompt(rec, None) if key == "instruction" else _text_or_messages(rec, key)
+
     items, _, skipped = convert_rows(path, row, skip_invalid, read)
     return _result(items, skipped, skip_invalid)
 
@@ -368,7 +377,7 @@ def scored_row(
 
     The prompt is column `prompt_key`, or with None the seeds' `instruction` + `input`.
     """
-    prompt = _text_or_messages(rec, prompt_key) if prompt_key else instruction_prompt(rec)
+    prompt = _text_or_messages(rec, prompt_key) if prompt_key else row_prompt(rec, None)
     answers = [
         rec.as_text(a, f"{answers_key}[{i}]", allow_empty=True)
         for i, a in enumerate(rec.sequence(answers_key))
