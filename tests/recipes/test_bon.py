@@ -164,3 +164,16 @@ def test_big_n_keeps_the_first_answers_of_each_prompt(bon_run, ensemble, tmp_pat
     kept = [json.loads(x) for x in (out / "scored_generations.jsonl").read_text().splitlines()]
     assert all(r["answers"] == s["answers"][:4] for r, s in zip(kept, rows))
     assert main(_args(tmp_path / "too_big", ensemble, f"generations={stored}", "big_n=9")) == 1
+
+
+def test_big_n_above_the_answers_to_sample_fails_before_sampling(tmp_path, capsys) -> None:
+    """big_n > generate.n_samples can never be met: a config error from `validate` and before
+    the policy samples, not an input error after the whole sampling pass."""
+    capsys.readouterr()
+    args = ["--config", "smoke", "big_n=33", "generate.n_samples=32"]
+    assert main(["validate", "bon", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("field 'big_n': 33 is more than generate.n_samples=32 answers to sample")
+    assert main(["bon", *args, "--out", str(tmp_path / "b")]) == 2
+    assert not (tmp_path / "b").exists()
+    assert main(["validate", "bon", "--config", "smoke", "big_n=32"]) == 0

@@ -24,7 +24,7 @@ from goodhartlab.config.seed_paths import expand_seeds
 from goodhartlab.core.best_of_n import bon_curve, bon_curve_ensemble
 from goodhartlab.data.encoding import SharedEncodings
 from goodhartlab.data.formats import load_prompts
-from goodhartlab.errors import InputError, input_error
+from goodhartlab.errors import ConfigError, InputError, input_error
 from goodhartlab.models import load_policy
 from goodhartlab.models.reward import ensemble_members, load_reward_model, score_encoded
 from goodhartlab.recipes.bon_scored import SCORED_FILE, Scored, load_scored, save_scored
@@ -115,6 +115,11 @@ def _score_members(
 def check_config(cfg: BonConfig) -> None:
     """Checks that need only the config (also run by `goodhart validate bon`)."""
     expand_seeds(cfg.reward_models, cfg.seeds, "reward_models")
+    n = cfg.generate.n_samples
+    if cfg.generations is None and cfg.big_n is not None and cfg.big_n > n:
+        raise ConfigError(
+            f"field 'big_n': {cfg.big_n} is more than generate.n_samples={n} answers to sample"
+        )
 
 
 def first_answers(scored: Scored, big_n: int | None) -> Scored:
