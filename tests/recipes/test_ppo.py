@@ -233,3 +233,20 @@ def test_inform_rms_and_ensembles_work_as_proxies(models, tmp_path, ppo_smoke_ar
                            "reward.objective=wco", "ppo.iterations=2")  # fmt: skip
     assert main(again) == 0
     assert _metrics(tmp_path / "seeds") == rows
+
+
+def test_toy_prompt_ranges_are_refused_since_they_would_not_tile(tmp_path, capsys) -> None:
+    """The toy stream is drawn whole for each length (sample_prompts(10)[:5] is not
+    sample_prompts(5)), so prompt_start over toy prompts would answer prompts that no other
+    range agrees on; a one-line config error before any model loads, not silent mismatch."""
+    from goodhartlab.toyworld.teacher import sample_prompts
+
+    rng = np.random.default_rng
+    assert sample_prompts(10, rng(0))[:5] != sample_prompts(5, rng(0))  # why it is refused
+    capsys.readouterr()
+    args = ["evaluate", "--config", "smoke", "--out", str(tmp_path / "ev"), "device=cpu",
+            f"checkpoint={tmp_path / 'no_policy'}", "prompt_start=5", "n_prompts=5"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "field 'prompt_start': 5 needs a prompt file" in err[0]
+    assert not (tmp_path / "ev").exists()

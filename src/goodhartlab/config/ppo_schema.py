@@ -137,7 +137,7 @@ class EvaluateConfig:
     prompt_start: int = _f(
         0,
         "index of the first prompt: answers prompts [prompt_start, prompt_start + n_prompts) "
-        "(the length paper's bottom/top range)",
+        "(the length paper's bottom/top range; a prompt file only: toy ranges would not tile)",
         range=NON_NEGATIVE,
     )
     n_samples: int = _f(

@@ -21,8 +21,17 @@ from goodhartlab.runs.atomic import atomic_write_json
 
 
 def prompt_range(cfg: EvaluateConfig) -> list[Any]:
-    """Prompts [prompt_start, prompt_start + n_prompts) of the file (toy: of the fixed stream
-    drawn to that length); a start past the end is an error, a short file gives what it has."""
+    """Prompts [prompt_start, prompt_start + n_prompts) of the file; a start past the end is an
+    error, a short file gives what it has.
+
+    Toy prompts take no range: the toy stream is drawn whole for each length (its categories
+    come after all its counts), so [0, 5) and [5, 10) would not be the first 10 prompts.
+    """
+    if cfg.prompts == "toy" and cfg.prompt_start:
+        raise ConfigError(
+            f"field 'prompt_start': {cfg.prompt_start} needs a prompt file (prompts=FILE); "
+            "toy prompts are drawn whole for each n_prompts, so ranges of them do not tile"
+        )
     prompts = eval_prompts(cfg.prompts, cfg.prompt_start + cfg.n_prompts)[cfg.prompt_start :]
     if not prompts:
         raise input_error(f"prompt_start={cfg.prompt_start} is past the last prompt", cfg.prompts)
