@@ -234,3 +234,22 @@ def test_eval_files_of_chat_prompts_read_back(tmp_path) -> None:
     assert load_prompts(path) == [chat, chat]
     text = jsonl(tmp_path / "t.jsonl", [{"instruction": "sum", "input": "1 2", "answers": ["3"]}])
     assert [r.prompt for r in load_generations(text)] == ["sum\n1 2"]  # the seeds' text layout
+
+
+def test_hh_transcripts_stripped_of_their_leading_newlines() -> None:
+    """A transcript that was stripped ("Human: ..." at the very start, as CSV exports and
+    `.strip()`ed copies of HH have it) keeps its roles: the first marker is not user text."""
+    from goodhartlab.data.hh import looks_like_hh
+
+    stripped = HH_CHOSEN.lstrip()
+    assert transcript_messages(stripped) == transcript_messages(HH_CHOSEN)
+    assert split_transcripts(stripped, HH_REJECTED.lstrip()) == (
+        HH_PROMPT,
+        "apple and pear",
+        "apple",
+    )
+    assert looks_like_hh("Human: hi\n\nAssistant: yo") and not looks_like_hh("Humans: hi")
+    assert transcript_messages("Note: hi\n\nAssistant: yo")[0] == {
+        "role": "user",
+        "content": "Note: hi",
+    }

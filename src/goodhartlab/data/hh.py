@@ -17,7 +17,8 @@ from goodhartlab.data.formats import Message, Preference
 from goodhartlab.data.records import Record
 
 ASSISTANT = "\n\nAssistant:"
-_TURN = re.compile(r"\n\n(Human|Assistant):")
+# a marker after a blank line, or at the very start (a stripped copy: "Human: ..." first)
+_TURN = re.compile(r"(?:^|\n\n)(Human|Assistant):")
 _ROLES = {"Human": "user", "Assistant": "assistant"}
 
 
@@ -70,4 +71,6 @@ def hh_preference(
 
 def looks_like_hh(text: object) -> bool:
     """Whether a chosen/rejected value is an HH transcript (for format detection)."""
-    return isinstance(text, str) and "\n\nHuman:" in text and ASSISTANT in text
+    if not isinstance(text, str) or ASSISTANT not in text:
+        return False
+    return "\n\nHuman:" in text or text.startswith("Human:")
