@@ -77,3 +77,16 @@ def test_hub_errors_other_than_offline_keep_their_reason(hub_cache) -> None:
     message = str(err.value)
     assert message.startswith("testorg/tiny-prefs[validation]: Hugging Face dataset did not load: ")
     assert "validation" in message.split("load: ", 1)[1] and "\n" not in message
+
+
+def test_keys_on_a_data_file_are_refused_as_such(tmp_path) -> None:
+    """`prefs.jsonl?split=train` names a file that exists: the error says keys are for datasets,
+    not that it is "not a local file" and the hub has no copy of it."""
+    path = tmp_path / "prefs.jsonl"
+    path.write_text('{"prompt": "q", "chosen": "a", "rejected": "b"}\n')
+    with pytest.raises(InputError) as err:
+        read_records(f"{path}?split=train")
+    assert str(err.value) == (
+        f"{path}?split=train: a data file takes no '?' keys; split, subset and revision select "
+        "part of a Hugging Face dataset (a hub id or a save_to_disk directory)"
+    )

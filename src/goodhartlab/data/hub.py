@@ -58,6 +58,12 @@ def parse_spec(text: str) -> DatasetSpec | None:
             return None
         return DatasetSpec(text)
     name, _, query = text.partition("?")
+    if Path(name).is_file():
+        raise input_error(
+            "a data file takes no '?' keys; split, subset and revision select part of a Hugging "
+            "Face dataset (a hub id or a save_to_disk directory)",
+            text,
+        )
     keys: dict[str, str] = {}
     for part in filter(None, re.split(r"[&,]", query)):
         key, eq, value = part.partition("=")
