@@ -95,3 +95,13 @@ def test_bad_input_is_one_line(rms, tmp_path, capsys):
     assert not out.exists()
     assert main(["score", str(bad), "--out", str(out)]) == 2
     assert "nothing to score with" in capsys.readouterr().err
+
+
+def test_validate_takes_the_short_form(tmp_path, capsys) -> None:
+    """`goodhart validate score FILE --rm 'R{seed}'` checks what `goodhart score` would run."""
+    capsys.readouterr()
+    assert main(["validate", "score", "g.jsonl", "--rm", "rm_seed{seed}", "seeds=[1,2]"]) == 0
+    shown = capsys.readouterr().out
+    assert "generations: g.jsonl" in shown and "rm_seed{seed}" in shown
+    assert main(["validate", "score", "g.jsonl", "--rm", "rm_seed{seed}"]) == 2
+    assert "has a {seed} placeholder; set seeds=[1,2,...]" in capsys.readouterr().err
