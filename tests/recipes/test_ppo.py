@@ -250,3 +250,19 @@ def test_toy_prompt_ranges_are_refused_since_they_would_not_tile(tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "field 'prompt_start': 5 needs a prompt file" in err[0]
     assert not (tmp_path / "ev").exists()
+
+
+def test_range_jobs_write_their_own_default_file(tmp_path) -> None:
+    """Ranges answered by separate jobs ([0, 400), [400, 800) of one file) must not overwrite
+    one answer file beside the checkpoint; prompt_start 0 keeps the seed's file name."""
+    from goodhartlab.config.ppo_schema import EvaluateConfig
+    from goodhartlab.recipes.evaluate import output_path
+
+    ckpt = tmp_path / "model"
+    first = EvaluateConfig(checkpoint=str(ckpt), n_prompts=400)
+    second = EvaluateConfig(checkpoint=str(ckpt), n_prompts=400, prompt_start=400)
+    assert output_path(first, 400) == ckpt / "gold_eval_with_response_ids.json"
+    assert output_path(second, 400) == ckpt / "gold_eval_with_response_ids_400-800.json"
+    assert output_path(second, 7) == ckpt / "gold_eval_with_response_ids_400-407.json"  # short
+    given = EvaluateConfig(checkpoint=str(ckpt), prompt_start=9, output=str(tmp_path / "o.json"))
+    assert output_path(given, 3) == tmp_path / "o.json"

@@ -153,5 +153,7 @@ class EvaluateConfig:
     generation: GenerationConfig = _f(GenerationConfig, "sampling (the seed: the rollout settings)")
     reward: PPORewardConfig = _f(PPORewardConfig, "proxy RM(s) and gold")
     output: str | None = _f(
-        None, "output file (default: CHECKPOINT/gold_eval_with_response_ids.json)"
+        None,
+        "output file (default: CHECKPOINT/gold_eval_with_response_ids.json; with prompt_start "
+        "> 0, gold_eval_with_response_ids_START-END.json)",
     )

@@ -54,6 +54,18 @@ def per_prompt_rows(rows: list[dict[str, Any]], n: int, start: int) -> list[dict
     return out
 
 
+def output_path(cfg: EvaluateConfig, n_prompts: int) -> Path:
+    """`output`, else the seed's file beside the checkpoint; a range that does not start at 0
+    carries its bounds in the name, so the jobs of one prompt file (`prompt_start=0`, `=400`,
+    ...) do not overwrite each other's answers."""
+    if cfg.output:
+        return Path(cfg.output)
+    name = "gold_eval_with_response_ids"
+    if cfg.prompt_start:
+        name += f"_{cfg.prompt_start}-{cfg.prompt_start + n_prompts}"
+    return Path(cfg.checkpoint) / f"{name}.json"
+
+
 def run(cfg: EvaluateConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """`goodhart evaluate`: answer held-out prompts with a checkpoint; proxy and gold scores."""
     if not cfg.checkpoint:
@@ -70,7 +82,7 @@ def run(cfg: EvaluateConfig, run_dir: RunDir, resume: bool = False) -> dict:
         policy, None, tok, cfg.reward, models, repeated, cfg.generation, cfg.seed, cfg.template,
         cfg.repetition_penalty,
     )  # fmt: skip
-    output = Path(cfg.output or Path(cfg.checkpoint) / "gold_eval_with_response_ids.json")
+    output = output_path(cfg, len(prompts))
     atomic_write_json(output, per_prompt_rows(result.rows, cfg.n_samples, cfg.prompt_start))
     run_dir.write_json("evaluate_summary.json", {"output": str(output), **result.metrics})
     shown = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k.startswith("reward/"))
