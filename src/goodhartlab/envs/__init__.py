@@ -2,7 +2,7 @@
 needs to know about each of them. Importing this package registers them with gymnasium.
 
 `gymnasium.make("goodhartlab/Tomato-v0", reward_fun="true")` and
-`gymnasium.make("goodhartlab/Glucose-v0")` give one environment; `ENVS[name].make_vec(n, **kw)`
+`gymnasium.make("goodhartlab/Glucose-v0")` (and `Traffic-v0`, with SUMO) give one environment; `ENVS[name].make_vec(n, **kw)`
 gives the numpy-batched version that RL collection uses. An `EnvInfo` entry holds everything else
 the ORPO recipe asks about an env (specs/orpo.md §4): horizon and discount, the policy's
 observation encoder and action space, the observation columns the discriminator sees, the reward
@@ -125,6 +125,24 @@ ENVS: dict[str, EnvInfo] = {
         controller="goodhartlab.envs.glucose:GlucosePID",
         default_base="bc",
         disc_columns=(47, 48),
+    ),
+    "traffic": EnvInfo(  # needs the [traffic] extra (SUMO); without it, make raises one line
+        gym_id="goodhartlab/Traffic-v0",
+        entry_point="goodhartlab.envs.traffic:TrafficEnv",
+        vec_entry_point="goodhartlab.envs.traffic:TrafficVecEnv",
+        horizon=300,
+        gamma=0.99,
+        reward_std=2e-4,
+        kl_reward_scale=5e-4,
+        discriminator_reward_clip=1.0,
+        obs_encoder="goodhartlab.envs.traffic:encode_obs",
+        obs_dim=50,
+        action_family="beta",  # the seed's TrafficBeta: a Beta per bus on [-1.5, 1.5]
+        action_dim=10,
+        action_low=-1.5,
+        action_high=1.5,
+        controller="goodhartlab.envs.traffic:IDMController",
+        default_base="bc",
     ),
 }
 ENV_NAMES = tuple(ENVS)
