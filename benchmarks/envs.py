@@ -2,7 +2,8 @@
 
 Run:  PYTHONPATH=src python benchmarks/envs.py [--num-envs 64] [--steps 300]
 
-For each env (tomato, glucose) and the same pre-drawn random actions:
+For each env (tomato, glucose; traffic at most --traffic-envs copies and 100 ticks, see `traffic`)
+and the same pre-drawn random actions:
   * one at a time: `num_envs` single gymnasium envs (`TomatoEnv`, `GlucoseEnv`), each stepped with
     its own `step` call, reset when done (what a plain Python collection loop does);
   * batched: one `TomatoVecEnv` / `GlucoseVecEnv` with `num_envs` copies, one `step` per tick.
@@ -45,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--steps", type=int, default=300, help="ticks (each = num_envs steps)")
+    parser.add_argument("--traffic-envs", type=int, default=8, help="SUMO copies (traffic)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     n, steps = args.num_envs, args.steps
@@ -65,6 +67,31 @@ def main() -> None:
         print(
             f"{name:<8} {single_rate:>22,.0f} {batch_rate:>22,.0f} {batch_rate / single_rate:>7.1f}x"
         )
+    traffic(min(n, args.traffic_envs), min(steps, 100), rng)
+
+
+def traffic(n: int, steps: int, rng: np.random.Generator) -> None:
+    """SUMO merge: one-at-a-time = n single envs in this process (the first on libsumo, the rest
+    over traci sockets); batched = `TrafficVecEnv` with one forked libsumo worker per copy
+    ("async", the default) and with every copy in this process ("sync")."""
+    import importlib.util
+
+    if importlib.util.find_spec("libsumo") is None:
+        print("traffic  skipped: SUMO not installed (pip install 'goodhartlab[traffic]')")
+        return
+    from goodhartlab.envs.traffic import TrafficEnv, TrafficVecEnv
+
+    actions = rng.uniform(-1.5, 1.5, size=(steps, n, 10)).astype(np.float32)
+    singles = [TrafficEnv() for _ in range(n)]
+    single_rate = one_at_a_time(singles, actions)
+    for env in singles:
+        env.close()
+    for mode in ("async", "sync"):
+        vec = TrafficVecEnv(n, mode=mode)
+        rate = batched(vec, actions)
+        vec.close()
+        label = f"traffic {mode} x{n}"
+        print(f"{label:<8} {single_rate:>22,.0f} {rate:>22,.0f} {rate / single_rate:>7.1f}x")
 
 
 if __name__ == "__main__":
