@@ -182,7 +182,7 @@ def test_bc_clones_the_idm_controller(tmp_path) -> None:
 
     from goodhartlab.config import dump_config, find_configs_dir, load_config
     from goodhartlab.config.orpo_schema import OrpoConfig
-    from goodhartlab.models.gym_policy import load_policy
+    from goodhartlab.models.gym_policy import load_gym_policy
     from goodhartlab.recipes import orpo
     from goodhartlab.recipes.base_policies import collect_controller_data
     from goodhartlab.runs import RunDir
@@ -191,7 +191,7 @@ def test_bc_clones_the_idm_controller(tmp_path) -> None:
     overrides = ["algo=bc", "env_horizon=100", "bc.episodes=2", "bc.epochs=60", "eval.episodes=2"]
     cfg = load_config(OrpoConfig, preset, overrides)
     results = orpo.run(cfg, RunDir.prepare(tmp_path / "bc", dump_config(cfg)), resume=False)
-    policy = load_policy(tmp_path / "bc" / "policy")
+    policy = load_gym_policy(tmp_path / "bc" / "policy")
     vec = TrafficVecEnv(2, horizon=100)
     try:
         obs, actions, _ = collect_controller_data(vec, "traffic", IDMController(), 100, seed=7)
