@@ -15,6 +15,14 @@ def test_placeholders_expand_in_seed_order_and_plain_paths_stay() -> None:
     assert expand_seeds(["m_{seed}_{seed}"], [2], "x") == ["m_2_2"]
 
 
+def test_a_format_spec_is_a_placeholder_too() -> None:
+    """`{seed:02d}` used to fail with "no path has a {seed} placeholder"."""
+    assert expand_seeds(["rm_seed{seed:02d}", "g"], [1, 12], "f") == [
+        "rm_seed01", "rm_seed12", "g",
+    ]  # fmt: skip
+    assert expand_seeds(["lit{{seed}}"], None, "f") == ["lit{seed}"]
+
+
 @pytest.mark.parametrize(
     ("paths", "seeds", "message"),
     [
@@ -22,7 +30,10 @@ def test_placeholders_expand_in_seed_order_and_plain_paths_stay() -> None:
         (["rm"], [1], "field 'seeds': [1] given but no path in 'f' has a {seed} placeholder"),
         (["rm{seed}"], [1, 1], "field 'seeds': repeated seeds in [1, 1]"),
         (["rm{seed}"], [], "field 'seeds': empty list"),
-        (["rm{seed}_{run}"], [1], "field 'f': 'rm{seed}_{run}': only {seed} may appear in braces"),
+        (["rm{seed}_{run}"], [1], "field 'f': 'rm{seed}_{run}': only {seed} (or a format spec"),
+        (["rm{seed:02d}"], None, "field 'f': 'rm{seed:02d}' has a {seed} placeholder; set seeds"),
+        (["rm{seed:.x}"], [1], "field 'f': 'rm{seed:.x}': only {seed} (or a format spec such as"),
+        (["rm{seed"], [1], "field 'f': 'rm{seed': "),
     ],
 )
 def test_bad_patterns_are_one_line_config_errors(paths, seeds, message) -> None:

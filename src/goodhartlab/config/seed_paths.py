@@ -5,11 +5,13 @@ Why: Coste et al. name one proxy RM per seed with a pattern (`proxy_rm_path` mus
 writes its members as `RUN/rm_seed{seed}/model`. So
 `goodhart bon reward_models=['RUN/rm_seed{seed}/model'] seeds=[1,2]` means the two members.
 A path without the placeholder is used as it is; mixing is allowed (`[gold_like_rm, rm{seed}]`).
+A format spec is Python's (`rm_seed{seed:02d}` -> `rm_seed01`), as in the seeds' `str.format`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from string import Formatter
 
 from goodhartlab.errors import ConfigError
 
@@ -20,9 +22,10 @@ def expand_seeds(paths: Sequence[str], seeds: Sequence[int] | None, field: str) 
     """Each path with `{seed}` once per seed (in `seeds` order); other paths unchanged.
 
     Errors (one line naming `field`): a placeholder with no seeds, seeds with no placeholder
-    (they would be ignored silently), repeated seeds, any other `{...}` in a path.
+    (they would be ignored silently), repeated seeds, any other `{...}` in a path, a format
+    spec that does not apply to an integer.
     """
-    has = [PLACEHOLDER in p for p in paths]
+    has = [_has_seed(p, field) for p in paths]
     if seeds is not None and not seeds:
         raise ConfigError("field 'seeds': empty list; give seeds=[1,2,...] or leave it null")
     if any(has) and seeds is None:
@@ -41,12 +44,22 @@ def expand_seeds(paths: Sequence[str], seeds: Sequence[int] | None, field: str) 
     out = []
     for path, placeholder in zip(paths, has):
         try:
-            filled = [path.format(seed=s) for s in seeds or []] if placeholder else [path]
-            if not placeholder:
-                path.format()  # a stray {name} is an error, not a literal
+            # without the placeholder, format() still runs: a stray {name} is an error, not a
+            # literal, and {{ }} are braces, as in a path with the placeholder
+            filled = [path.format(seed=s) for s in seeds or []] if placeholder else [path.format()]
         except (KeyError, IndexError, ValueError) as exc:
             raise ConfigError(
-                f"field '{field}': {path!r}: only {PLACEHOLDER} may appear in braces ({exc})"
+                f"field '{field}': {path!r}: only {PLACEHOLDER} (or a format spec such as "
+                f"{{seed:02d}}) may appear in braces ({exc})"
             ) from None
         out += filled
     return out
+
+
+def _has_seed(path: str, field: str) -> bool:
+    """Whether `path` has a {seed} field, with or without a format spec (`{seed:02d}`);
+    `{{seed}}` is a literal, not a placeholder."""
+    try:
+        return any(name == "seed" for _, name, _, _ in Formatter().parse(path))
+    except ValueError as exc:  # an unmatched brace
+        raise ConfigError(f"field '{field}': {path!r}: {exc}") from None
