@@ -108,7 +108,7 @@ def _messages(rec: Record, key: str, value: list[Any]) -> list[Message]:
     return out
 
 
-def _text_or_messages(rec: Record, key: str) -> str | list[Message]:
+def text_or_messages(rec: Record, key: str) -> str | list[Message]:
     """A non-empty string, or a non-empty list of validated chat messages (prompt or response)."""
     value = rec.require(key)
     if isinstance(value, list):
@@ -118,7 +118,7 @@ def _text_or_messages(rec: Record, key: str) -> str | list[Message]:
     return rec.text(key)
 
 
-def _response_text(rec: Record, key: str, response: str | list[Message]) -> str:
+def response_text(rec: Record, key: str, response: str | list[Message]) -> str:
     """The response as text: itself, its single message's content, or `messages_to_text`."""
     if isinstance(response, list):
         if not response:
@@ -143,9 +143,9 @@ def row_prompt(rec: Record, prompt_key: str | None = "prompt") -> Prompt:
     eval/eval-{step}.json, `goodhart evaluate` output) keep Coste's column name for chat prompts.
     """
     if prompt_key and prompt_key in rec.data:
-        return _text_or_messages(rec, prompt_key)
+        return text_or_messages(rec, prompt_key)
     if isinstance(rec.data.get("instruction"), list):
-        return _text_or_messages(rec, "instruction")
+        return text_or_messages(rec, "instruction")
     return instruction_prompt(rec)
 
 
@@ -200,7 +200,7 @@ def load_prompts(
     )  # fmt: skip
 
     def row(rec: Record) -> Prompt:
-        return row_prompt(rec, None) if key == "instruction" else _text_or_messages(rec, key)
+        return row_prompt(rec, None) if key == "instruction" else text_or_messages(rec, key)
 
     items, _, skipped = convert_rows(path, row, skip_invalid, read)
     return _result(items, skipped, skip_invalid)
@@ -224,8 +224,8 @@ def load_demonstrations(
 
 def trl_demonstration(rec: Record, prompt_key: str, completion_key: str) -> Demonstration:
     """One prompt/completion row (each non-empty text or messages)."""
-    prompt = _text_or_messages(rec, prompt_key)
-    completion = _response_text(rec, completion_key, _text_or_messages(rec, completion_key))
+    prompt = text_or_messages(rec, prompt_key)
+    completion = response_text(rec, completion_key, text_or_messages(rec, completion_key))
     return Demonstration(prompt, completion)
 
 
@@ -263,9 +263,9 @@ def trl_preference(
     margin_key: str | None = "margin",
 ) -> Preference:
     """One TRL row: explicit prompt (`prompt_key` set) or implicit (None), text or messages."""
-    chosen, rejected = _text_or_messages(rec, chosen_key), _text_or_messages(rec, rejected_key)
+    chosen, rejected = text_or_messages(rec, chosen_key), text_or_messages(rec, rejected_key)
     if prompt_key is not None:
-        prompt: Prompt = _text_or_messages(rec, prompt_key)
+        prompt: Prompt = text_or_messages(rec, prompt_key)
     else:
         prompt, chosen, rejected = _split_implicit(rec, chosen_key, chosen, rejected)
     if prompt_key is not None and chosen == rejected and not _gold_labelled(rec):
@@ -273,8 +273,8 @@ def trl_preference(
     margin = rec.optional_number(margin_key) if margin_key else None
     return Preference(
         prompt,
-        _response_text(rec, chosen_key, chosen),
-        _response_text(rec, rejected_key, rejected),
+        response_text(rec, chosen_key, chosen),
+        response_text(rec, rejected_key, rejected),
         margin,
     )
 
@@ -377,7 +377,7 @@ def scored_row(
 
     The prompt is column `prompt_key`, or with None the seeds' `instruction` + `input`.
     """
-    prompt = _text_or_messages(rec, prompt_key) if prompt_key else row_prompt(rec, None)
+    prompt = text_or_messages(rec, prompt_key) if prompt_key else row_prompt(rec, None)
     answers = [
         rec.as_text(a, f"{answers_key}[{i}]", allow_empty=True)
         for i, a in enumerate(rec.sequence(answers_key))

@@ -19,11 +19,11 @@ from typing import get_args
 from goodhartlab.config.schemas import DemonstrationFormat
 from goodhartlab.data.formats import (
     Demonstration,
-    _response_text,
-    _text_or_messages,
     convert_rows,
     instruction_prompt,
     read_rows,
+    response_text,
+    text_or_messages,
     trl_demonstration,
 )
 from goodhartlab.data.hh import ASSISTANT, transcript_messages
@@ -50,10 +50,10 @@ def detect_demo_format(rec: Record, prompt_key: str, completion_key: str) -> str
 
 def messages_demonstration(rec: Record) -> Demonstration:
     """TRL conversational `messages`: the last turn (an assistant's) is the completion."""
-    messages = _text_or_messages(rec, "messages")
+    messages = text_or_messages(rec, "messages")
     if isinstance(messages, str) or len(messages) < 2 or messages[-1]["role"] != "assistant":
         raise rec.error("must be 2+ messages ending with an assistant turn", "messages")
-    return Demonstration(messages[:-1], _response_text(rec, "messages", messages[-1:]))
+    return Demonstration(messages[:-1], response_text(rec, "messages", messages[-1:]))
 
 
 def hh_demonstration(rec: Record) -> Demonstration:
