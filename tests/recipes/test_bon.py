@@ -103,6 +103,28 @@ def test_rerun_on_stored_generations_reuses_scores(bon_run, ensemble, tmp_path, 
     assert not (out / "ensemble" / "wco").exists()
 
 
+def test_stored_generations_are_read_once(bon_run, monkeypatch) -> None:
+    """load_scored takes the validated columns and its own (ended, proxy_scores) from one read:
+    Coste's files are 1000 prompts x 12,600 answers, and a hub dataset would download twice."""
+    from goodhartlab.data import formats, records
+    from goodhartlab.recipes import bon_scored
+
+    calls = []
+
+    def counting(path, *a, **k):
+        calls.append(path)
+        return records.read_records(path, *a, **k)
+
+    monkeypatch.setattr(formats, "read_records", counting)
+    monkeypatch.setattr(bon_scored, "read_records", counting)
+    scored = bon_scored.load_scored(bon_run / "scored_generations.jsonl")
+    assert len(calls) == 1
+    rows, gold, proxy = _scored(bon_run)
+    assert np.array_equal(scored.gold, gold)
+    assert np.array_equal(np.stack(list(scored.proxy.values())), proxy)
+    assert scored.ended is not None and scored.ended.tolist() == [r["ended"] for r in rows]
+
+
 def test_seed_layout_with_file_gold(ensemble, tmp_path) -> None:
     path = tmp_path / "gens.jsonl"
     rows = [

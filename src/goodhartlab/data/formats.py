@@ -336,6 +336,7 @@ def load_scored_generations(
     *,
     truncate_to_min: bool = False,
     skip_invalid: bool = False,
+    read: tuple[list[Record], int] | None = None,
 ) -> ScoredGenerations | tuple[ScoredGenerations, int]:
     """Best-of-n input: per row a prompt, `answers` (list of str) and `gold_scores` (same length).
 
@@ -343,9 +344,10 @@ def load_scored_generations(
     `instruction` + `input` (as in `import_alpacafarm`). Scores must be finite numbers; a NaN
     names its row and index. Every row must have the same N, unless `truncate_to_min=True`,
     which keeps the first min-N answers of each row (generation order, so estimates stay
-    unbiased). Empty answer strings are allowed: a policy may stop at once.
+    unbiased). Empty answer strings are allowed: a policy may stop at once. `read`: the file's
+    (records, rows skipped) when the caller has read them already (a large file is read once).
     """
-    read = read_rows(path, skip_invalid)
+    read = read if read is not None else read_rows(path, skip_invalid)
     use_prompt = prompt_key in read[0][0].data
 
     def row(rec: Record) -> tuple[Prompt, list[str], list[float]]:

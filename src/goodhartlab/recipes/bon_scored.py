@@ -60,10 +60,10 @@ def save_scored(run: RunDir, scored: Scored) -> Path:
 
 def load_scored(path: str | Path) -> Scored:
     """Our scored file (with ended and proxy_scores) or the seeds' layout (gold only)."""
-    gens = load_scored_generations(path)
+    records = read_records(path)  # once: the validated columns and ours come from these rows
+    gens = load_scored_generations(path, read=(records, 0))
     n = gens.gold_scores.shape[1]
     prompts = list(gens.prompts)  # chat prompts stay messages: the chat template renders them
-    records = read_records(path)
     ended, proxy = None, {}
     if "ended" in records[0].data:
         ended = np.array([_fixed_list(r, "ended", n) for r in records], dtype=bool)
