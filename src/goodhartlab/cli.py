@@ -283,7 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         rest = importlib.import_module(COMMANDS[command].module).cli_args(rest[1:])
     if command == "score" or (command == "validate" and rest[:1] == ["score"]):
         at = 0 if command == "score" else 1  # positional GENERATIONS, repeated --rm, --gold
-        rest[at:] = importlib.import_module(COMMANDS["score"].module).cli_args(rest[at:])
+        from goodhartlab.recipes.score_args import cli_args  # stdlib only: --help stays quick
+
+        rest[at:] = cli_args(rest[at:])
     rest = _flag_to_override(rest, "--checkpoint", "checkpoint")
     try:
         if command == "validate":

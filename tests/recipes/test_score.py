@@ -10,7 +10,7 @@ import pytest
 
 from goodhartlab.cli import main
 from goodhartlab.models.reward import load_reward_model, score_texts
-from goodhartlab.recipes.score import cli_args
+from goodhartlab.recipes.score_args import cli_args
 from goodhartlab.toyworld import gold_reward
 
 ROWS = [  # our eval-file layout (instruction, answers, ended), a single response, a chat prompt

@@ -12,48 +12,30 @@ means and the proxy's Pearson r with answer length in tokens.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from goodhartlab.analysis.correlation import pearson
 from goodhartlab.config.score_schema import ScoreConfig
+from goodhartlab.config.seed_paths import expand_seeds
+from goodhartlab.core.ensemble import aggregate
+from goodhartlab.data.encoding import SharedEncodings
+from goodhartlab.data.generations import load_generations
+from goodhartlab.data.records import write_jsonl_atomic
+from goodhartlab.errors import ConfigError, InputError, input_error
+from goodhartlab.models.reward import ensemble_members, load_reward_model, score_encoded
+from goodhartlab.recipes.bon import member_names
+from goodhartlab.recipes.toy_inputs import resolve_reward_source
 from goodhartlab.runs import RunDir
+from goodhartlab.toyworld import gold_reward
 
 SCORED_FILE = "scored.jsonl"
-_VALUE_FLAGS = {"--config", "--out"}  # flags of every command whose value is not GENERATIONS
-
-
-def cli_args(args: list[str]) -> list[str]:
-    """`GENERATIONS --rm A --rm B --gold G` -> `generations=... reward_models=[A, B] gold=G`."""
-    out, rms, i = [], [], 0
-    while i < len(args):
-        flag, value = [*args[i].split("=", 1), None][:2]
-        takes_next = value is None and i + 1 < len(args)
-        if flag in ("--rm", "--gold") and takes_next:
-            value, i = args[i + 1], i + 1
-        if flag == "--rm" and value is not None:
-            rms.append(value)
-        elif flag == "--gold" and value is not None:
-            out.append(f"gold={value}")
-        elif not args[i].startswith("-") and "=" not in args[i] and not _is_flag_value(args, i):
-            out.append(f"generations={args[i]}")
-        else:
-            out.append(args[i])
-        i += 1
-    return out + ([f"reward_models={json.dumps(rms)}"] if rms else [])
-
-
-def _is_flag_value(args: list[str], i: int) -> bool:
-    return i > 0 and args[i - 1] in _VALUE_FLAGS
 
 
 def check_config(cfg: ScoreConfig) -> None:
     """Fails before anything loads: no file, nothing to score with, a bad {seed} pattern."""
-    from goodhartlab.config.seed_paths import expand_seeds
-    from goodhartlab.errors import ConfigError
-
     if not cfg.generations:
         raise ConfigError("goodhart score needs a generation file: goodhart score FILE --rm RM")
     if not cfg.reward_models and cfg.gold is None:
@@ -63,10 +45,6 @@ def check_config(cfg: ScoreConfig) -> None:
 
 def member_paths(cfg: ScoreConfig) -> list[Path]:
     """Step 2: every proxy member, {seed} filled and ensembles expanded, in order."""
-    from goodhartlab.config.seed_paths import expand_seeds
-    from goodhartlab.models.reward import ensemble_members
-    from goodhartlab.recipes.toy_inputs import resolve_reward_source
-
     members: list[Path] = []
     for source in expand_seeds(cfg.reward_models, cfg.seeds, "reward_models"):
         members += [m.resolve() for m in ensemble_members(resolve_reward_source(source))]
@@ -75,9 +53,6 @@ def member_paths(cfg: ScoreConfig) -> list[Path]:
 
 def score_with(cfg: ScoreConfig, path: str | Path, encodings: Any) -> tuple[np.ndarray, Any]:
     """Scores (N,) of one RM (loaded, used, released) and its tokenizer; NaN is an error."""
-    from goodhartlab.errors import InputError
-    from goodhartlab.models.reward import load_reward_model, score_encoded
-
     model, tok = load_reward_model(str(path), device=cfg.device)
     model.eval()
     values = np.asarray(score_encoded(model, encodings.get(tok), cfg.batch_size), dtype=np.float64)
@@ -90,9 +65,6 @@ def score_with(cfg: ScoreConfig, path: str | Path, encodings: Any) -> tuple[np.n
 def gold_scores(cfg: ScoreConfig, rows: list, prompts: list, answers: list, encodings: Any):
     """Step 3 (gold): the toy gold program (eos flags from the file, else ended) or a gold RM."""
     if cfg.gold == "toy":
-        from goodhartlab.errors import input_error
-        from goodhartlab.toyworld import gold_reward
-
         ended = [e for r in rows for e in (r.ended or [True] * len(r.answers))]
         try:
             return np.asarray(gold_reward(prompts, answers, ended), dtype=np.float64)
@@ -118,13 +90,6 @@ def scored_rows(rows: list, columns: dict[str, Any], counts: list[int]) -> list[
 
 def run(cfg: ScoreConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole recipe; returns the summary also written to RUN/score_summary.json."""
-    from goodhartlab.analysis.correlation import pearson
-    from goodhartlab.core.ensemble import aggregate
-    from goodhartlab.data.encoding import SharedEncodings
-    from goodhartlab.data.generations import load_generations
-    from goodhartlab.data.records import write_jsonl_atomic
-    from goodhartlab.recipes.bon import member_names
-
     check_config(cfg)
     rows = load_generations(cfg.generations, cfg.prompt_key, cfg.answers_key)  # 1
     members = member_paths(cfg)  # 2 (before any model loads: a bad path fails at once)
