@@ -86,12 +86,12 @@ def test_summary_holds_the_fitted_gao_curve_of_each_curve(bon_run) -> None:
 
 
 def test_rerun_on_stored_generations_reuses_scores(bon_run, ensemble, tmp_path, monkeypatch):
-    from goodhartlab.recipes import bon
+    from goodhartlab.recipes import rm_members
 
     def no_scoring(*a, **k):
         raise AssertionError("stored proxy scores should have been reused")
 
-    monkeypatch.setattr(bon, "load_reward_model", no_scoring)
+    monkeypatch.setattr(rm_members, "load_reward_model", no_scoring)
     out = tmp_path / "again"
     stored = bon_run / "scored_generations.jsonl"
     args = _args(out, ensemble, f"generations={stored}", "objectives=[uwo]", "uwo_coefs=[1.0,2.0]")

@@ -24,11 +24,11 @@ from goodhartlab.config.seed_paths import expand_seeds
 from goodhartlab.core.best_of_n import bon_curve, bon_curve_ensemble
 from goodhartlab.data.encoding import SharedEncodings
 from goodhartlab.data.formats import load_prompts
-from goodhartlab.errors import ConfigError, InputError, input_error
+from goodhartlab.errors import ConfigError, input_error
 from goodhartlab.models import load_policy
-from goodhartlab.models.reward import ensemble_members, load_reward_model, score_encoded
 from goodhartlab.recipes.bon_scored import SCORED_FILE, Scored, load_scored, save_scored
-from goodhartlab.recipes.toy_inputs import resolve_reward_source, resolve_source
+from goodhartlab.recipes.rm_members import member_names, resolve_members, score_member
+from goodhartlab.recipes.toy_inputs import resolve_source
 from goodhartlab.rollout.sampling import sample_texts
 from goodhartlab.runs import RunDir
 from goodhartlab.runs.progress import progress_bar
@@ -98,16 +98,7 @@ def _score_members(
 
     with progress_bar(what, len(members)) as advance:
         for member in members:
-            model, tok = load_reward_model(str(member), device=cfg.device)
-            model.eval()
-            values = score_encoded(model, encodings.get(tok), cfg.score_batch_size)
-            del model  # one RM in memory at a time
-            bad = np.flatnonzero(~np.isfinite(np.asarray(values, dtype=np.float64)))
-            if bad.size:  # a NaN score is an error naming the RM, not a number in a curve
-                raise InputError(
-                    f"reward model {member}: its score is not finite for answer {int(bad[0])} "
-                    f"({values[bad[0]]})"
-                )
+            values, _ = score_member(member, encodings, cfg.device, cfg.score_batch_size)
             advance(1, info=member.name)
             yield member, values
 
@@ -139,15 +130,6 @@ def first_answers(scored: Scored, big_n: int | None) -> Scored:
     )
 
 
-def resolve_members(cfg: BonConfig) -> list[Path]:
-    """Every RM member named by cfg.reward_models ({seed} filled from cfg.seeds, ensembles
-    expanded), in order."""
-    members: list[Path] = []
-    for source in expand_seeds(cfg.reward_models, cfg.seeds, "reward_models"):
-        members += [m.resolve() for m in ensemble_members(resolve_reward_source(source))]
-    return members
-
-
 def score_proxies(cfg: BonConfig, run: RunDir, scored: Scored, members: list[Path]) -> None:
     """Step 2: score with each member not already in `scored.proxy`; save after each member.
     The answers are tokenized once and shared by every member with the same tokenizer."""
@@ -168,15 +150,6 @@ def curve_rows(curve: Any) -> list[dict[str, float]]:
         {"n": int(n), "kl_bon": float(k), "proxy_score": float(p), "gold_score": float(g)}
         for n, k, p, g in zip(curve.n, curve.kl_bon, curve.proxy, curve.gold)
     ]
-
-
-def member_names(members: list[Path]) -> list[str]:
-    """Short unique names: the member dir's name (its parent's for a `model` dir, as train-rm
-    writes RUN/rm_seed{s}/model), prefixed by its index where names still repeat."""
-    names = [m.parent.name if m.name == "model" else m.name for m in members]
-    if len(set(names)) < len(names):
-        names = [f"{i}_{n}" for i, n in enumerate(names)]
-    return names
 
 
 def compute_curves(cfg: BonConfig, scored: Scored, members: list[Path]) -> dict[str, list[dict]]:
@@ -283,7 +256,7 @@ def run(cfg: BonConfig, run_dir: RunDir, resume: bool = False) -> dict:
         score_gold(cfg, scored, from_file)
     save_scored(run_dir, scored)
     # step 2. every RM member's proxy scores (stored with the generations, so scored once)
-    members = resolve_members(cfg)
+    members = resolve_members(cfg.reward_models, cfg.seeds)
     score_proxies(cfg, run_dir, scored, members)
     # step 3. the unbiased best-of-n curve per member and per ensemble objective
     curves = compute_curves(cfg, scored, members)

@@ -24,10 +24,8 @@ from goodhartlab.core.ensemble import aggregate
 from goodhartlab.data.encoding import SharedEncodings
 from goodhartlab.data.generations import load_generations
 from goodhartlab.data.records import write_jsonl_atomic
-from goodhartlab.errors import ConfigError, InputError, input_error
-from goodhartlab.models.reward import ensemble_members, load_reward_model, score_encoded
-from goodhartlab.recipes.bon import member_names
-from goodhartlab.recipes.toy_inputs import resolve_reward_source
+from goodhartlab.errors import ConfigError, input_error
+from goodhartlab.recipes.rm_members import member_names, resolve_members, score_member
 from goodhartlab.runs import RunDir
 from goodhartlab.toyworld import gold_reward
 
@@ -43,25 +41,6 @@ def check_config(cfg: ScoreConfig) -> None:
     expand_seeds(cfg.reward_models, cfg.seeds, "reward_models")
 
 
-def member_paths(cfg: ScoreConfig) -> list[Path]:
-    """Step 2: every proxy member, {seed} filled and ensembles expanded, in order."""
-    members: list[Path] = []
-    for source in expand_seeds(cfg.reward_models, cfg.seeds, "reward_models"):
-        members += [m.resolve() for m in ensemble_members(resolve_reward_source(source))]
-    return members
-
-
-def score_with(cfg: ScoreConfig, path: str | Path, encodings: Any) -> tuple[np.ndarray, Any]:
-    """Scores (N,) of one RM (loaded, used, released) and its tokenizer; NaN is an error."""
-    model, tok = load_reward_model(str(path), device=cfg.device)
-    model.eval()
-    values = np.asarray(score_encoded(model, encodings.get(tok), cfg.batch_size), dtype=np.float64)
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        raise InputError(f"reward model {path}: its score is not finite for answer {int(bad[0])}")
-    return values, tok
-
-
 def gold_scores(cfg: ScoreConfig, rows: list, prompts: list, answers: list, encodings: Any):
     """Step 3 (gold): the toy gold program (eos flags from the file, else ended) or a gold RM."""
     if cfg.gold == "toy":
@@ -70,7 +49,7 @@ def gold_scores(cfg: ScoreConfig, rows: list, prompts: list, answers: list, enco
             return np.asarray(gold_reward(prompts, answers, ended), dtype=np.float64)
         except ValueError as exc:
             raise input_error(f"toy gold cannot score these generations ({exc})", "gold") from None
-    return score_with(cfg, cfg.gold, encodings)[0]
+    return score_member(cfg.gold, encodings, cfg.device, cfg.batch_size)[0]
 
 
 def scored_rows(rows: list, columns: dict[str, Any], counts: list[int]) -> list[dict]:
@@ -92,7 +71,7 @@ def run(cfg: ScoreConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole recipe; returns the summary also written to RUN/score_summary.json."""
     check_config(cfg)
     rows = load_generations(cfg.generations, cfg.prompt_key, cfg.answers_key)  # 1
-    members = member_paths(cfg)  # 2 (before any model loads: a bad path fails at once)
+    members = resolve_members(cfg.reward_models, cfg.seeds)  # 2 (a bad path fails at once)
     counts = [len(r.answers) for r in rows]
     prompts = [r.prompt for r in rows for _ in r.answers]
     answers = [a for r in rows for a in r.answers]
@@ -100,7 +79,7 @@ def run(cfg: ScoreConfig, run_dir: RunDir, resume: bool = False) -> dict:
     columns: dict[str, Any] = {}
     summary: dict[str, Any] = {"n_rows": len(rows), "n_answers": len(answers)}
     if members:
-        scored = [score_with(cfg, m, encodings) for m in members]
+        scored = [score_member(m, encodings, cfg.device, cfg.batch_size) for m in members]
         stacked = np.stack([values for values, _ in scored])
         proxy = stacked[0] if len(members) == 1 else aggregate(
             stacked, cfg.objective, uwo_coef=cfg.uwo_coef, ddof=cfg.ddof
