@@ -178,6 +178,8 @@ def test_batched_encoding_gives_the_per_row_ids(template, max_length) -> None:
     expected = _per_row(tok, MANY_PROMPTS, MANY_RESPONSES, template, max_length)
     inputs = encode_reward_inputs(tok, MANY_PROMPTS, MANY_RESPONSES, template, max_length)
     assert inputs.rows() == expected
+    answer_tokens = [len(tok(r, add_special_tokens=False)["input_ids"]) for r in MANY_RESPONSES]
+    assert inputs.response_lengths.tolist() == answer_tokens  # uncut, whatever max_length
     assert reward_token_rows(tok, MANY_PROMPTS, MANY_RESPONSES, template, max_length) == expected
     width = max(map(len, expected))
     ids, mask = encode_for_reward(tok, MANY_PROMPTS, MANY_RESPONSES, template, max_length)

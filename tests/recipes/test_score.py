@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from goodhartlab.analysis.correlation import pearson
 from goodhartlab.cli import main
 from goodhartlab.models.reward import load_reward_model, score_texts
 from goodhartlab.recipes.score_args import cli_args
@@ -65,6 +66,9 @@ def test_scores_equal_the_rm_and_gold_and_rows_come_back_whole(rms, generations,
     assert np.allclose([s for r in rows for s in r["gold_scores"]], gold)
     summary = json.loads((out / "score_summary.json").read_text())
     assert summary["n_answers"] == 5 and summary["gold_mean"] == pytest.approx(np.mean(gold))
+    lengths = [len(tok(a, add_special_tokens=False)["input_ids"]) for a in answers]
+    assert lengths == [3, 1, 0, 3, 5]  # answer tokens alone: no prompt, no eos
+    assert summary["proxy_length_pearson"] == pytest.approx(pearson(expected, np.array(lengths)))
 
 
 def test_seed_members_combine_by_objective(rms, generations, tmp_path):

@@ -151,13 +151,16 @@ class RewardInputs:
 
     Why ragged and not padded: best-of-n holds 100k+ rows whose lengths vary; padding happens
     per batch (`padded`), after the scorer has grouped rows of like length.
-    Shape: ids (T,) int64, every row concatenated; starts (N,), lengths (N,) int64.
+    `response_lengths`: each response's own token count before any cut (no prompt, no eos), known
+    when the rows were encoded from texts; `goodhart score` correlates scores with it.
+    Shape: ids (T,) int64, every row concatenated; starts, lengths, response_lengths (N,) int64.
     """
 
     ids: np.ndarray
     starts: np.ndarray
     lengths: np.ndarray
     pad_token_id: int | None
+    response_lengths: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -249,7 +252,7 @@ def encode_reward_inputs(
     ids[in_prompt] = p_flat[p_starts[which][row][in_prompt] + pos[in_prompt]]
     in_resp = ~in_prompt & (pos < (n_prompt + n_resp)[row])
     ids[in_resp] = r_flat[r_starts[row][in_resp] + (pos - n_prompt[row])[in_resp]]
-    return RewardInputs(ids, starts, lengths, tokenizer.pad_token_id)
+    return RewardInputs(ids, starts, lengths, tokenizer.pad_token_id, r_lengths)
 
 
 def tokenizer_key(tokenizer: Any) -> str:

@@ -87,10 +87,9 @@ def run(cfg: ScoreConfig, run_dir: RunDir, resume: bool = False) -> dict:
         columns["proxy_scores"] = np.asarray(proxy, dtype=np.float64)
         if len(members) > 1:
             columns["member_scores"] = dict(zip(member_names(members), stacked))
-        tok = scored[0][1]
-        lengths = [len(tok(a, add_special_tokens=False)["input_ids"]) for a in answers]
+        lengths = encodings.get(scored[0][1]).response_lengths  # the first member's tokens
         summary |= {"members": [str(m) for m in members], "proxy_mean": float(proxy.mean()),
-                    "proxy_length_pearson": pearson(proxy, np.asarray(lengths))}  # fmt: skip
+                    "proxy_length_pearson": pearson(proxy, lengths)}  # fmt: skip
     if cfg.gold is not None:  # 3
         columns["gold_scores"] = gold_scores(cfg, rows, prompts, answers, encodings)
         summary["gold_mean"] = float(columns["gold_scores"].mean())
