@@ -16,19 +16,17 @@ import numpy as np
 import torch
 
 from goodhartlab.config.ppo_schema import PPORewardConfig
-from goodhartlab.config.seed_paths import expand_seeds
 from goodhartlab.core.ensemble import aggregate, ensemble_std
 from goodhartlab.core.length import apply_length_interventions
 from goodhartlab.core.masked import normalize
 from goodhartlab.errors import ConfigError, GoodhartError
 from goodhartlab.models.loading import freeze
 from goodhartlab.models.reward import (
-    ensemble_members,
     load_reward_model,
     score_members,
     score_texts,
 )
-from goodhartlab.recipes.toy_inputs import resolve_reward_source
+from goodhartlab.recipes.rm_members import resolve_members
 from goodhartlab.toyworld import gold_reward
 
 
@@ -60,9 +58,7 @@ class Scores:
 def load_reward_models(cfg: PPORewardConfig, device: Any) -> RewardModels:
     """Load every proxy member ({seed} filled, ensembles expanded) and the gold RM, frozen."""
 
-    paths: list[Path] = []
-    for source in expand_seeds(cfg.reward_models, cfg.seeds, "reward.reward_models"):
-        paths += [p.resolve() for p in ensemble_members(resolve_reward_source(source))]
+    paths = resolve_members(cfg.reward_models, cfg.seeds, "reward.reward_models")
     if not paths and cfg.kind == "proxy":
         raise ConfigError("reward.kind=proxy needs at least one entry in reward.reward_models")
     members, stats = [], []

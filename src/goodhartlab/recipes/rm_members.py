@@ -1,8 +1,9 @@
 """Proxy reward-model members named by a config, and one member's scores of shared encodings.
 
-Why one home: `goodhart bon` and `goodhart score` both expand `reward_models` ({seed} filled
-from `seeds`, ensembles expanded into their members) and both score a member over texts
-tokenized once per distinct tokenizer; a NaN score must fail the same way in both, naming the RM.
+Why one home: `goodhart bon`, `goodhart score` and ppo's reward models all expand
+`reward_models` ({seed} filled from `seeds`, ensembles expanded into their members); bon and
+score both score a member over texts tokenized once per distinct tokenizer, and a NaN score
+must fail the same way in both, naming the RM.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from goodhartlab.models.reward import ensemble_members, load_reward_model, score
 from goodhartlab.recipes.toy_inputs import resolve_reward_source
 
 
-def resolve_members(reward_models: Sequence[str], seeds: Sequence[int] | None) -> list[Path]:
+def resolve_members(
+    reward_models: Sequence[str], seeds: Sequence[int] | None, field: str = "reward_models"
+) -> list[Path]:
     """Every RM member named by `reward_models` ({seed} filled from `seeds`, ensembles
-    expanded), resolved, in order."""
+    expanded), resolved, in order; errors name `field` (ppo's is `reward.reward_models`)."""
     members: list[Path] = []
-    for source in expand_seeds(reward_models, seeds, "reward_models"):
+    for source in expand_seeds(reward_models, seeds, field):
         members += [m.resolve() for m in ensemble_members(resolve_reward_source(source))]
     return members
 
