@@ -280,12 +280,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         command, rest = "evaluate-rm", rest[1:]
     if command == "evaluate" and rest[:1] == ["latents"]:  # repeated --checkpoint: a list
         command = "evaluate-latents"
-        rest = importlib.import_module(COMMANDS[command].module).cli_args(rest[1:])
+        from goodhartlab.recipes.short_forms import latents_args  # stdlib only: quick --help
+
+        rest = latents_args(rest[1:])
     if command == "score" or (command == "validate" and rest[:1] == ["score"]):
         at = 0 if command == "score" else 1  # positional GENERATIONS, repeated --rm, --gold
-        from goodhartlab.recipes.score_args import cli_args  # stdlib only: --help stays quick
+        from goodhartlab.recipes.short_forms import score_args
 
-        rest[at:] = cli_args(rest[at:])
+        rest[at:] = score_args(rest[at:])
     rest = _flag_to_override(rest, "--checkpoint", "checkpoint")
     try:
         if command == "validate":

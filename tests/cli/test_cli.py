@@ -35,6 +35,20 @@ def test_help_is_instant_and_light() -> None:
     assert time.perf_counter() - start < 5  # whole interpreter start; the import itself is < 1 s
 
 
+def test_short_form_commands_help_imports_no_recipe() -> None:
+    """score and evaluate latents rewrite their repeated flags before parsing; that took
+    importing the recipe (numpy; torch and transformers for latents, 4.5 s) even for --help."""
+    code = (
+        "import sys; from goodhartlab.cli import main; main(['score', '--help']); "
+        "main(['evaluate', 'latents', '--help']); "
+        "print('HEAVY', [m for m in ('numpy', 'torch', 'transformers', 'goodhartlab.recipes.score', "
+        "'goodhartlab.recipes.evaluate_latents') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert "goodhart score:" in out and "goodhart evaluate-latents:" in out
+    assert "HEAVY []" in out
+
+
 def test_command_help_lists_fields(capsys) -> None:
     assert main(["sft", "--help"]) == 0
     out = capsys.readouterr().out

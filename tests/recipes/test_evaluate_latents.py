@@ -3,12 +3,12 @@
 import json
 
 from goodhartlab.cli import main
-from goodhartlab.recipes.evaluate_latents import cli_args
+from goodhartlab.recipes.short_forms import latents_args
 
 
 def test_cli_args_collect_repeated_checkpoints() -> None:
     args = ["--checkpoint", "A", "--checkpoint=B", "--rm", "R", "--out", "O", "seed=1"]
-    assert cli_args(args) == ["rm=R", "--out", "O", "seed=1", 'checkpoints=["A", "B"]']
+    assert latents_args(args) == ["rm=R", "--out", "O", "seed=1", 'checkpoints=["A", "B"]']
 
 
 def test_evaluate_latents_writes_plot_and_rates(tiny_ppo_models, tmp_path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from goodhartlab.analysis.correlation import pearson
 from goodhartlab.cli import main
 from goodhartlab.models.reward import load_reward_model, score_texts
-from goodhartlab.recipes.score_args import cli_args
+from goodhartlab.recipes.short_forms import score_args
 from goodhartlab.toyworld import gold_reward
 
 ROWS = [  # our eval-file layout (instruction, answers, ended), a single response, a chat prompt
@@ -41,7 +41,7 @@ def _flat():
 
 
 def test_cli_short_form() -> None:
-    assert cli_args(["f.jsonl", "--rm", "a", "--rm=b", "--gold", "toy", "--out", "o", "x=1"]) == [
+    assert score_args(["f.jsonl", "--rm", "a", "--rm=b", "--gold", "toy", "--out", "o", "x=1"]) == [
         "generations=f.jsonl", "gold=toy", "--out", "o", "x=1", 'reward_models=["a", "b"]',
     ]  # fmt: skip
 

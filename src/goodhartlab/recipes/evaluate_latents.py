@@ -31,27 +31,6 @@ from goodhartlab.recipes.toy_inputs import resolve_source
 from goodhartlab.runs import RunDir
 
 
-def cli_args(args: list[str]) -> list[str]:
-    """`--checkpoint A --checkpoint B --rm R` -> the overrides `checkpoints=[A, B]`, `rm=R`."""
-    out, checkpoints, i = [], [], 0
-    while i < len(args):
-        flag, value = [*args[i].split("=", 1), None][:2]
-        if flag in ("--checkpoint", "--rm") and value is None and i + 1 < len(args):
-            value, i = args[i + 1], i + 1
-        if flag == "--checkpoint" and value is not None:
-            checkpoints.append(value)
-        elif flag == "--rm" and value is not None:
-            out.append(f"rm={value}")
-        else:
-            out.append(args[i])
-        i += 1
-    if checkpoints:
-        import json
-
-        out.append(f"checkpoints={json.dumps(checkpoints)}")
-    return out
-
-
 def load_inform(source: str, device: str) -> tuple[Any, Any]:
     """Step 1: the InfoRM itself, or the first InfoRM member of a train-rm run / manifest."""
 
