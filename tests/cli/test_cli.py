@@ -20,14 +20,20 @@ def _goodhart(*args: str, cwd=None) -> subprocess.CompletedProcess:
     )
 
 
-def test_help_is_instant_and_light() -> None:
+def _help_in_fresh_python(calls: str, modules: tuple[str, ...]) -> str:
+    """stdout of `calls` (main(...) calls) in a new interpreter, then 'HEAVY [...]': which of
+    `modules` they imported."""
     code = (
-        "import sys, time; t = time.perf_counter(); from goodhartlab.cli import main; "
-        "main(['--help']); print('SECONDS', time.perf_counter() - t); "
-        "print('HEAVY', [m for m in ('torch', 'transformers', 'matplotlib', 'gymnasium') "
-        "if m in sys.modules])"
+        f"import sys; from goodhartlab.cli import main; {calls}; "
+        f"print('HEAVY', [m for m in {modules!r} if m in sys.modules])"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+
+
+def test_help_is_instant_and_light() -> None:
+    out = _help_in_fresh_python(
+        "main(['--help'])", ("torch", "transformers", "matplotlib", "gymnasium")
+    )
     assert "sft" in out and "toyworld" in out and "validate" in out
     assert "HEAVY []" in out
     start = time.perf_counter()
@@ -38,13 +44,11 @@ def test_help_is_instant_and_light() -> None:
 def test_short_form_commands_help_imports_no_recipe() -> None:
     """score and evaluate latents rewrite their repeated flags before parsing; that took
     importing the recipe (numpy; torch and transformers for latents, 4.5 s) even for --help."""
-    code = (
-        "import sys; from goodhartlab.cli import main; main(['score', '--help']); "
-        "main(['evaluate', 'latents', '--help']); "
-        "print('HEAVY', [m for m in ('numpy', 'torch', 'transformers', 'goodhartlab.recipes.score', "
-        "'goodhartlab.recipes.evaluate_latents') if m in sys.modules])"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    out = _help_in_fresh_python(
+        "main(['score', '--help']); main(['evaluate', 'latents', '--help'])",
+        ("numpy", "torch", "transformers", "goodhartlab.recipes.score",
+         "goodhartlab.recipes.evaluate_latents"),
+    )  # fmt: skip
     assert "goodhart score:" in out and "goodhart evaluate-latents:" in out
     assert "HEAVY []" in out
 

@@ -24,37 +24,39 @@ def _flag_value(args: list[str], i: int, flags: Collection[str]) -> tuple[str, s
     return flag, value, i
 
 
-def score_args(args: list[str]) -> list[str]:
-    """`GENERATIONS --rm A --rm B --gold G` -> `generations=... reward_models=[A, B] gold=G`."""
-    out, rms, i = [], [], 0
+def _rewrite(
+    args: list[str], repeated: tuple[str, str], single: tuple[str, str], positional: str | None
+) -> list[str]:
+    """Flag `repeated[0]` (given any number of times) -> the list override `repeated[1]=[...]`,
+    `single[0]` -> `single[1]=v`, and a bare argument (not a `key=value`, not the value of
+    --config or --out) -> `positional=arg`; everything else is kept as it is."""
+    out: list[str] = []
+    values: list[str] = []
+    i = 0
     while i < len(args):
-        flag, value, last = _flag_value(args, i, ("--rm", "--gold"))
-        if flag == "--rm" and value is not None:
-            rms.append(value)
-        elif flag == "--gold" and value is not None:
-            out.append(f"gold={value}")
-        elif not args[i].startswith("-") and "=" not in args[i] and not _is_flag_value(args, i):
-            out.append(f"generations={args[i]}")
+        flag, value, last = _flag_value(args, i, (repeated[0], single[0]))
+        if flag == repeated[0] and value is not None:
+            values.append(value)
+        elif flag == single[0] and value is not None:
+            out.append(f"{single[1]}={value}")
+        elif (
+            positional
+            and not args[i].startswith("-")
+            and "=" not in args[i]
+            and not (i > 0 and args[i - 1] in _VALUE_FLAGS)
+        ):
+            out.append(f"{positional}={args[i]}")
         else:
             out.append(args[i])
         i = last + 1
-    return out + ([f"reward_models={json.dumps(rms)}"] if rms else [])
+    return out + ([f"{repeated[1]}={json.dumps(values)}"] if values else [])
 
 
-def _is_flag_value(args: list[str], i: int) -> bool:
-    return i > 0 and args[i - 1] in _VALUE_FLAGS
+def score_args(args: list[str]) -> list[str]:
+    """`GENERATIONS --rm A --rm B --gold G` -> `generations=... reward_models=[A, B] gold=G`."""
+    return _rewrite(args, ("--rm", "reward_models"), ("--gold", "gold"), "generations")
 
 
 def latents_args(args: list[str]) -> list[str]:
     """`--checkpoint A --checkpoint B --rm R` -> the overrides `checkpoints=[A, B]`, `rm=R`."""
-    out, checkpoints, i = [], [], 0
-    while i < len(args):
-        flag, value, last = _flag_value(args, i, ("--checkpoint", "--rm"))
-        if flag == "--checkpoint" and value is not None:
-            checkpoints.append(value)
-        elif flag == "--rm" and value is not None:
-            out.append(f"rm={value}")
-        else:
-            out.append(args[i])
-        i = last + 1
-    return out + ([f"checkpoints={json.dumps(checkpoints)}"] if checkpoints else [])
+    return _rewrite(args, ("--checkpoint", "checkpoints"), ("--rm", "rm"), None)
