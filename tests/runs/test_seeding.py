@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from goodhartlab.recipes.ppo_step import iteration_generator
-from goodhartlab.runs.seeding import STREAMS, derive_seed, mix
+from goodhartlab.runs.seeding import (
+    DISAGREEMENT_VARIANTS,
+    HELD_OUT_PROMPTS,
+    LENGTH_INTERVENTIONS,
+    ORPO_ITERATION_STREAMS,
+    STREAMS,
+    derive_seed,
+    mix,
+)
 
 
 def test_streams_keep_the_formulas_published_numbers_were_made_with() -> None:
@@ -24,6 +32,24 @@ def test_streams_keep_the_formulas_published_numbers_were_made_with() -> None:
     assert derive_seed(0, "orpo/init") == 3428012235710287924
     assert derive_seed(3, "orpo/iteration", 5, "discriminator") == 9075428614631867932
     assert derive_seed(0, "orpo/eval") == 3473735985300802231
+    assert derive_seed(2, "orpo/base_init") == 1956225790653738029
+    assert derive_seed(2, "orpo/bc_order") == 728784975387623671
+
+
+def test_orpo_iteration_streams_keep_the_former_stream_numbers() -> None:
+    # `_seed(2, 6, k)` at commit 8a5c316 for k = 0..4 (sample, base sample, discriminator, base
+    # resets, ppo): reordering ORPO_ITERATION_STREAMS would silently swap the random streams
+    old = [9094299422896921760, 4340985618092674507, 8999880898645682194, 4246567093841434941,
+           8905462374394442628]  # fmt: skip
+    new = [derive_seed(2, "orpo/iteration", 6, k) for k in ORPO_ITERATION_STREAMS]
+    assert new == old
+    assert ORPO_ITERATION_STREAMS == ("sample", "base_sample", "discriminator", "base_reset", "ppo")
+
+
+def test_fixed_seeds_keep_their_values() -> None:
+    # the held-out eval prompts (ppo_eval's former EVAL_PROMPT_SEED), train-rm's length
+    # interventions (the length paper's seed) and evaluate-rm's disagreement variants
+    assert (HELD_OUT_PROMPTS, LENGTH_INTERVENTIONS, DISAGREEMENT_VARIANTS) == (424242, 100, 0)
 
 
 def test_ppo_iteration_stream_is_what_ppo_step_draws() -> None:
