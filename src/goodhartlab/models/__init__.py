@@ -15,10 +15,25 @@ def load_policy(source: str, **kwargs):
     return load_model(source, role="policy", **kwargs)
 
 
+# DESIGN.md §9's public names that live in `models.reward`: imported on first use, because that
+# module imports torch and this package is imported on light paths.
+_FROM_REWARD = ("load_reward_model", "load_reward_models")
+
+
+def __getattr__(name: str):
+    if name in _FROM_REWARD:
+        from goodhartlab.models import reward
+
+        return getattr(reward, name)
+    raise AttributeError(f"module 'goodhartlab.models' has no attribute {name!r}")
+
+
 __all__ = [
     "freeze",
     "load_model",
     "load_policy",
+    "load_reward_model",
+    "load_reward_models",
     "load_tokenizer",
     "resolve_device",
     "save_model",
