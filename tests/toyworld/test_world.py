@@ -1,6 +1,8 @@
 """Teacher statistics, determinism, files written, and preference labelling."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -60,3 +62,11 @@ def test_label_pairs_at_temperature_zero_is_the_noiseless_labeller() -> None:
     assert all(p.chosen == "apple , pear and plum" and not p.flipped for p in pairs)
     with pytest.raises(ValueError, match="temperature must be >= 0"):
         label_pairs(["list three fruits"], ["apple"], ["pear"], rng, temperature=-1.0)
+
+
+def test_importing_the_toy_world_does_not_import_torch() -> None:
+    """gold_reward and the prompts are numpy-only; only labelling pairs needs core's torch labeller
+    (importing torch costs seconds on the shared machine)."""
+    code = "import sys, goodhartlab.toyworld.preferences; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

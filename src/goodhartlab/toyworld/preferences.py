@@ -13,9 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from goodhartlab.core.preference import bt_sample_labels, flip_labels
 from goodhartlab.toyworld.gold import gold_reward
 
 
@@ -44,6 +42,11 @@ def label_pairs(
     Responses are words without specials and are taken to have ended with eos. `temperature` 0
     is the noiseless labeller (the better answer wins, a tie is a coin), as in `core.preference`.
     """
+    # torch only here: `import goodhartlab.toyworld` (gold_reward, the prompts) stays numpy-only
+    import torch
+
+    from goodhartlab.core.preference import bt_sample_labels, flip_labels
+
     if not 0.0 <= flip_prob <= 1.0:
         raise ValueError(f"flip_prob must be in [0, 1], got {flip_prob}")
     ended = [True] * len(prompts)
