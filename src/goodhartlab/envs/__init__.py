@@ -144,6 +144,23 @@ ENVS: dict[str, EnvInfo] = {
         controller="goodhartlab.envs.traffic:IDMController",
         default_base="bc",
     ),
+    "pandemic": EnvInfo(
+        gym_id="goodhartlab/Pandemic-v0",
+        entry_point="goodhartlab.envs.pandemic:PandemicEnv",
+        vec_entry_point="goodhartlab.envs.pandemic:PandemicVecEnv",
+        horizon=192,
+        gamma=0.99,
+        reward_std=0.08,
+        kl_reward_scale=0.06,
+        discriminator_reward_clip=100.0,
+        obs_encoder="goodhartlab.envs.pandemic:encode_obs",
+        obs_dim=312,
+        action_family="categorical",
+        action_dim=3,
+        controller="goodhartlab.envs.pandemic:StageSchedules",
+        default_base="bc",
+        disc_columns=(299, 312),  # the latest of the 24 observation rows (§1.2)
+    ),
 }
 ENV_NAMES = tuple(ENVS)
 

@@ -38,12 +38,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 from goodhartlab.envs import glucose_patient as patient
+from goodhartlab.envs.batched import OneCopyEnv, copy_seeds
 
 HORIZON = 20 * 288
 STEP_MINUTES = 5
@@ -83,16 +83,6 @@ def expected_cost_reward(bg: np.ndarray, insulin: np.ndarray) -> np.ndarray:
     return -(INSULIN_PRICE * insulin + (bg < 70.0) * HYPO_COST)
 
 
-def _seeds(seed: int | list[int] | None, n: int) -> list[Any]:
-    if seed is None:
-        return [None] * n
-    if isinstance(seed, int):
-        return [seed + i for i in range(n)]
-    if len(seed) != n:
-        raise ValueError(f"got {len(seed)} seeds for {n} environments")
-    return list(seed)
-
-
 class GlucoseVecEnv(VectorEnv):
     """N independent glucose environments stepped together with numpy (same-step autoreset)."""
 
@@ -129,13 +119,13 @@ class GlucoseVecEnv(VectorEnv):
         self._hist = np.zeros((num_envs, 2, HISTORY), np.float32)
         self._meal_times = np.zeros((num_envs, 6), np.int64)
         self._meal_amounts = np.zeros((num_envs, 6))
-        self._rngs = [np.random.default_rng(s) for s in _seeds(None, num_envs)]
+        self._rngs = [np.random.default_rng(s) for s in copy_seeds(None, num_envs)]
 
     def reset(
         self, *, seed: int | list[int] | None = None, options: dict | None = None
     ) -> tuple[np.ndarray, dict]:
         if seed is not None:
-            self._rngs = [np.random.default_rng(s) for s in _seeds(seed, self.num_envs)]
+            self._rngs = [np.random.default_rng(s) for s in copy_seeds(seed, self.num_envs)]
         self._reset_rows(np.ones(self.num_envs, bool))
         return self._hist.copy(), {}
 
@@ -207,10 +197,8 @@ class GlucoseVecEnv(VectorEnv):
         return obs, rewards, terminated, truncated, infos
 
 
-class GlucoseEnv(gym.Env):
+class GlucoseEnv(OneCopyEnv):
     """One glucose environment (gymnasium API); a 1-copy `GlucoseVecEnv` underneath."""
-
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(
         self,
@@ -219,27 +207,12 @@ class GlucoseEnv(gym.Env):
         horizon: int = HORIZON,
         faithful_dbar_units: bool = False,
     ) -> None:
-        self._vec = GlucoseVecEnv(
+        vec = GlucoseVecEnv(
             1, reward_fun, reward_scale, horizon, faithful_dbar_units, autoreset=False
         )
+        super().__init__(vec)
         self.reward_fun = reward_fun
         self.horizon = horizon
-        self.observation_space = self._vec.single_observation_space
-        self.action_space = self._vec.single_action_space
-        self._seeded = False
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple:
-        super().reset(seed=seed)
-        if seed is None and not self._seeded:
-            seed = int(self.np_random.integers(2**31))
-        self._seeded = True
-        obs, _ = self._vec.reset(seed=seed)
-        return obs[0], {}
-
-    def step(self, action: np.ndarray) -> tuple:
-        obs, rewards, terminated, truncated, infos = self._vec.step(np.reshape(action, (1, 1)))
-        info = {key: float(value[0]) for key, value in infos.items()}
-        return obs[0], float(rewards[0]), bool(terminated[0]), bool(truncated[0]), info
 
 
 def encode_obs(obs: np.ndarray) -> np.ndarray:
