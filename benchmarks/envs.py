@@ -2,12 +2,15 @@
 
 Run:  PYTHONPATH=src python benchmarks/envs.py [--num-envs 64] [--steps 300]
 
-For each env (tomato, glucose; traffic at most --traffic-envs copies and 100 ticks, see `traffic`)
-and the same pre-drawn random actions:
+For each env (tomato, glucose, pandemic; traffic at most --traffic-envs copies and 100 ticks, see
+`traffic`) and the same pre-drawn random actions:
   * one at a time: `num_envs` single gymnasium envs (`TomatoEnv`, `GlucoseEnv`), each stepped with
-    its own `step` call, reset when done (what a plain Python collection loop does);
-  * batched: one `TomatoVecEnv` / `GlucoseVecEnv` with `num_envs` copies, one `step` per tick.
-Both run `steps` ticks of `num_envs` env steps. Reported: env steps/second and batched/one-at-a-time.
+    its own `step` call (`PandemicEnv` too), reset when done (what a plain Python collection loop does);
+  * batched: one `TomatoVecEnv` / `GlucoseVecEnv` / `PandemicVecEnv` with `num_envs` copies, one
+    `step` per tick.
+Both run `steps` ticks of `num_envs` env steps (pandemic: `--pandemic-steps`, a day is 24 hours of
+a 500-person city, so fewer ticks give the same precision). Reported: env steps/second and
+batched/one-at-a-time.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 
 from goodhartlab.envs import ENVS
 from goodhartlab.envs.glucose import GlucoseEnv
+from goodhartlab.envs.pandemic import PandemicEnv
 from goodhartlab.envs.tomato import TomatoEnv
 
 
@@ -47,6 +51,7 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--steps", type=int, default=300, help="ticks (each = num_envs steps)")
     parser.add_argument("--traffic-envs", type=int, default=8, help="SUMO copies (traffic)")
+    parser.add_argument("--pandemic-steps", type=int, default=20, help="ticks for pandemic")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     n, steps = args.num_envs, args.steps
@@ -58,6 +63,11 @@ def main() -> None:
         "glucose": (
             [GlucoseEnv() for _ in range(n)],
             rng.uniform(0, 0.1, size=(steps, n, 1)).astype(np.float32),
+        ),
+        "pandemic": (
+            [PandemicEnv() for _ in range(n)],
+            # its own stream, so traffic's actions below stay those of the run without pandemic
+            np.random.default_rng(1).integers(0, 3, size=(args.pandemic_steps, n)),
         ),
     }
     print(f"{'env':<8} {'one-at-a-time steps/s':>22} {f'batched x{n} steps/s':>22} {'ratio':>8}")
