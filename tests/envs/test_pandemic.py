@@ -239,3 +239,22 @@ def test_orpo_setup_scales_coefficients_and_slices_the_last_row() -> None:
     np.testing.assert_array_equal(state.numpy(), obs[:, -1, 0])  # the latest sample, 13 features
     _, discs, _ = orpo.make_models(cfg, st, [GymPolicy(st.spec)])
     assert discs[0].in_dim == 13 + 3  # state + one-hot action
+
+
+def test_orpo_runs_on_pandemic_with_the_bc_base(tmp_path) -> None:
+    """`goodhart orpo --config pandemic` wiring at a tiny size: BC base, OM term, evaluation."""
+    from goodhartlab.config import dump_config, find_configs_dir, load_config
+    from goodhartlab.config.orpo_schema import OrpoConfig
+    from goodhartlab.recipes import orpo
+    from goodhartlab.runs import RunDir
+
+    overrides = ["iterations=2", "num_envs=2", "base_num_envs=2", "env_horizon=10"]
+    overrides += ["rollout_steps=10", "bc.episodes=10", "bc.epochs=2", "eval.episodes=3"]
+    cfg = load_config(OrpoConfig, find_configs_dir() / "orpo" / "pandemic.yaml", overrides)
+    run_dir = RunDir.prepare(tmp_path / "run", dump_config(cfg))
+    results = orpo.run(cfg, run_dir, resume=False)
+    rows = run_dir.read_metrics()
+    assert len(rows) == 2 and all("om/sqrt_chi2/0" in row for row in rows)
+    assert results["om_coefs"] == [pytest.approx(0.2 * 0.08)]
+    assert results["eval"]["true"]["n"] == 3
+    assert results["eval"]["true"]["mean"] <= results["eval"]["proxy"]["mean"] + 1e-9
