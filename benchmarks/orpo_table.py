@@ -66,7 +66,8 @@ def _job(args: tuple) -> dict:
     from goodhartlab.recipes import orpo
     from goodhartlab.runs import RunDir
 
-    env, seed, method, coef, out, extra = args
+    env, seed, method, coef, out, *rest = args  # (env, seed, method, coef, out[, overrides])
+    extra = tuple(rest[0]) if rest else ()
     preset = find_configs_dir() / "orpo" / f"{env}.yaml"
     base_dir = Path(out) / f"base_seed{seed}"
     start = time.perf_counter()
