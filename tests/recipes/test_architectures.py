@@ -79,6 +79,7 @@ def test_architecture_goes_through_the_whole_chain(arch: str, tmp_path, pair_fil
     if lora:
         # the eval scores were computed by the in-memory LoRA model; plain transformers on
         # the merged save gives the same numbers
+        from goodhartlab.config.schemas import PreferenceDataConfig
         from goodhartlab.models import load_tokenizer
         from goodhartlab.recipes.evaluate_rm import evaluate_member, read_pair_file
 
@@ -86,7 +87,7 @@ def test_architecture_goes_through_the_whole_chain(arch: str, tmp_path, pair_fil
         assert plain.config.model_type == arch
         tok = load_tokenizer(str(member / "model"), padding_side="right")
         held_out = pair_files[1].split("=", 1)[1]
-        pairs = read_pair_file(held_out, "prompt", "chosen", "rejected")
+        pairs = read_pair_file(held_out, PreferenceDataConfig())
         again = evaluate_member(plain, tok, pairs, None, None)
         assert again["score_mean"] == pytest.approx(result["score_mean"], abs=1e-5)
         assert again["score_std"] == pytest.approx(result["score_std"], abs=1e-5)
