@@ -25,15 +25,24 @@ class Command:
     config_class: str  # class name in `config_module`
     summary: str
     config_module: str = "goodhartlab.config.schemas"
+    multi_process: bool = False  # runs data-parallel under torchrun / accelerate launch
 
 
 COMMANDS: dict[str, Command] = {
     "toyworld": Command(
         "goodhartlab.recipes.toyworld", "ToyWorldConfig", "write the toy world's data + tokenizer"
     ),
-    "sft": Command("goodhartlab.recipes.sft", "SFTConfig", "supervised fine-tuning of a policy"),
+    "sft": Command(
+        "goodhartlab.recipes.sft",
+        "SFTConfig",
+        "supervised fine-tuning of a policy",
+        multi_process=True,
+    ),
     "train-rm": Command(
-        "goodhartlab.recipes.train_rm", "TrainRMConfig", "train reward models (BT / InfoRM), seeds"
+        "goodhartlab.recipes.train_rm",
+        "TrainRMConfig",
+        "train reward models (BT / InfoRM), seeds",
+        multi_process=True,
     ),
     "bon": Command(
         "goodhartlab.recipes.bon",
@@ -165,8 +174,9 @@ def run_command(command: str, argv: Sequence[str]) -> int:
         return 0
     cfg, text = load_command_config(command, args.config, args.overrides)
     set_cpu_threads()
-    from goodhartlab.runs import RunDir
+    from goodhartlab.runs import RunDir, distributed
 
+    _join_processes(command, cfg)
     out = Path(args.out or f"runs/{command}-{time.strftime('%Y%m%d-%H%M%S')}")
     kept = out.is_dir() and not any(out.iterdir())  # an empty dir the user made stays, emptied
     fresh = not args.resume and (kept or not out.exists())
@@ -175,10 +185,30 @@ def run_command(command: str, argv: Sequence[str]) -> int:
     try:
         recipe.run(cfg, run_dir, resume=args.resume)
     except Exception:  # GoodhartError or not: main prints it; a fresh run leaves no blocker
-        _discard_if_nothing_to_resume(run_dir, fresh=fresh, keep_dir=kept)
+        if distributed.is_main_process():
+            _discard_if_nothing_to_resume(run_dir, fresh=fresh, keep_dir=kept)
         raise
-    print(f"goodhart {command}: done; outputs in {out}")
+    distributed.finish()
+    if distributed.is_main_process():
+        print(f"goodhart {command}: done; outputs in {out}")
     return 0
+
+
+def _join_processes(command: str, cfg) -> None:
+    """Under torchrun / `accelerate launch` (WORLD_SIZE > 1): join the process group, or refuse
+    a command that would run N colliding copies of itself."""
+    from goodhartlab.errors import ConfigError
+    from goodhartlab.runs import distributed
+
+    if distributed.world_size() <= 1:
+        return
+    if not COMMANDS[command].multi_process:
+        allowed = ", ".join(name for name, c in COMMANDS.items() if c.multi_process)
+        raise ConfigError(
+            f"goodhart {command} runs in one process (WORLD_SIZE={distributed.world_size()}); "
+            f"multi-process training: {allowed}"
+        )
+    distributed.init(getattr(cfg, "device", "auto"))
 
 
 def _discard_if_nothing_to_resume(run_dir, fresh: bool, keep_dir: bool = False) -> None:

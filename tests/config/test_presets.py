@@ -6,7 +6,9 @@ from goodhartlab.cli import COMMANDS, _config_class
 from goodhartlab.config import find_configs_dir, load_config
 
 CONFIGS = find_configs_dir()
-PRESETS = sorted(CONFIGS.glob("*/*.yaml")) if CONFIGS else []
+# configs/accelerate/ holds launcher configs (`accelerate launch --config_file`), not presets.
+LAUNCHERS = sorted(CONFIGS.glob("accelerate/*.yaml")) if CONFIGS else []
+PRESETS = sorted(set(CONFIGS.glob("*/*.yaml")) - set(LAUNCHERS)) if CONFIGS else []
 
 
 def test_presets_found() -> None:
@@ -27,3 +29,14 @@ def test_every_preset_loads(path) -> None:
     if path.stem == "toy":
         # The CLI falls back to class defaults for 'toy' when no configs/ folder is installed.
         assert cfg == cls(), f"{path} drifted from the {cls.__name__} defaults"
+
+
+@pytest.mark.parametrize("path", LAUNCHERS, ids=lambda p: p.stem)
+def test_accelerate_launcher_configs_are_data_parallel(path) -> None:
+    """Each launcher config starts N processes of DDP kind (FSDP/DeepSpeed are refused by
+    runs.distributed, so none is shipped)."""
+    import yaml
+
+    cfg = yaml.safe_load(path.read_text())
+    assert cfg["distributed_type"] == "MULTI_GPU" and cfg["num_processes"] >= 2
+    assert cfg["num_processes"] % cfg["num_machines"] == 0

@@ -28,6 +28,9 @@ class BonGenerationConfig:
     n_samples: int = _f(256, "answers per prompt (N)", range=AT_LEAST_1)
     template: str | None = _f(None, "prompt template; default: tokenizer's chat template")
     sampling: GenerationConfig = _f(GenerationConfig, "sampling settings")
+    backend: Literal["transformers", "vllm"] = _f(
+        "transformers", "sampler: ours (transformers models), or vLLM (installed, on a GPU)"
+    )
 
 
 @dataclass

@@ -23,12 +23,30 @@ def _f(default, help: str, range=None):
 
 
 @dataclass
+class LoraSettings:
+    r: int = _f(0, "LoRA rank (0 = off: every weight trains)", range=NON_NEGATIVE)
+    alpha: float = _f(
+        16.0, "LoRA scale numerator (the update is scaled by alpha / r)", range=POSITIVE
+    )
+    dropout: float = _f(
+        0.0, "dropout on the LoRA path (0 keeps runs exactly repeatable)", range=UNIT
+    )
+    target_modules: list[str] | None = _f(
+        None, "modules to adapt (null: peft's default for the architecture; [all-linear]: all)"
+    )
+
+
+@dataclass
 class ModelConfig:
     source: str = _f("toy:policy", "HF hub id, local dir, or toy spec (toy:policy[-small])")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = _f("float32", "weights dtype")
     trust_remote_code: bool = _f(False, "allow model code from the hub (off: security)")
     allow_pickle_weights: bool = _f(
         False, "load pickle weights (pytorch_model.bin) when a model has no safetensors"
+    )
+    lora: LoraSettings = _f(LoraSettings, "low-rank adapters (peft); merged into the saved model")
+    precision: Literal["fp32", "bf16-mixed"] = _f(
+        "fp32", "compute precision: bf16-mixed = bf16 autocast over fp32 weights (GPU training)"
     )
 
 

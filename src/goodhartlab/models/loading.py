@@ -48,11 +48,36 @@ def load_tokenizer(source: str, trust_remote_code: bool = False, padding_side: s
         return build_tokenizer(padding_side=padding_side)
     from transformers import AutoTokenizer
 
+    if _declares_generic_tokenizer(source):
+        from transformers import PreTrainedTokenizerFast as AutoTokenizer
     tok = _from_pretrained(AutoTokenizer, source, trust_remote_code=trust_remote_code)
     tok.padding_side = padding_side
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
+
+
+GENERIC_TOKENIZERS = ("TokenizersBackend", "PreTrainedTokenizerFast")
+
+
+def _declares_generic_tokenizer(source: str) -> bool:
+    """A local dir whose tokenizer_config.json names the generic fast tokenizer class.
+
+    Why: transformers 5 loads such a tokenizer as its model type's class for some model types
+    (a Qwen2 dir gets `Qwen2Tokenizer`, which adds a token and decodes without spaces), so a
+    word-level tokenizer saved beside a Qwen2 model would not round-trip. The file's own
+    declaration wins for local dirs; hub ids keep transformers' choice.
+    """
+    import json
+
+    path = Path(source).expanduser() / "tokenizer_config.json"
+    if not _is_local(source) or not path.is_file():
+        return False
+    try:
+        declared = json.loads(path.read_text(encoding="utf-8")).get("tokenizer_class")
+    except (OSError, ValueError):
+        return False
+    return declared in GENERIC_TOKENIZERS
 
 
 PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
@@ -82,15 +107,15 @@ def weights_kwargs(path: Path | None, allow_pickle_weights: bool) -> dict[str, A
 def _from_pretrained(cls: Any, source: str, allow_pickle_weights: bool = False, **kwargs: Any):
     """`cls.from_pretrained` with a one-line error for a missing dir or an unreachable hub id;
     model weights load from safetensors only unless `allow_pickle_weights` (`weights_kwargs`)."""
-    path = None
+    path, tokenizer = None, cls.__name__ in ("AutoTokenizer", *GENERIC_TOKENIZERS)
     if _is_local(source):
         path = Path(source).expanduser()
         if not path.is_dir():
             raise input_error("model directory not found", path)
-        if not (path / "config.json").exists() and cls.__name__ != "AutoTokenizer":
+        if not (path / "config.json").exists() and not tokenizer:
             raise input_error("not a model directory (no config.json)", path)
         source = str(path)
-    if cls.__name__ != "AutoTokenizer":
+    if not tokenizer:
         kwargs.update(weights_kwargs(path, allow_pickle_weights))
     try:
         return cls.from_pretrained(source, **kwargs)
@@ -183,15 +208,21 @@ def write_pretrained(model: Any, tokenizer: Any, directory: str | Path) -> None:
     tokenizer.save_pretrained(directory)
 
 
-def save_model(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
+def save_model(model: Any, tokenizer: Any, out_dir: str | Path, merge: bool = True) -> Path:
     """Save as safetensors + HF config + tokenizer, atomically (temp dir, then rename).
 
     Why atomic: a run killed while saving must not leave a half-written checkpoint that a later
-    `--resume` or `from_pretrained` would trust.
+    `--resume` or `from_pretrained` would trust. A LoRA model is saved merged (plain
+    transformers loads it), or as its adapter only with `merge=False` (a resume point). In a
+    multi-process run only rank 0 writes.
     """
+    from goodhartlab.models.lora import merged_copy
     from goodhartlab.runs.atomic import atomic_directory
+    from goodhartlab.runs.distributed import is_main_process
 
     out = Path(out_dir)
+    if not is_main_process():
+        return out
     with atomic_directory(out) as tmp:
-        write_pretrained(model, tokenizer, tmp)
+        write_pretrained(merged_copy(model) if merge else model, tokenizer, tmp)
     return out

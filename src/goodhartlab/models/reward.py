@@ -199,14 +199,19 @@ def _backbone(source: str, tok: Any, seed: int, trust_remote_code: bool, allow_p
 def save_reward_model(
     model: Any, tokenizer: Any, out_dir: str | Path, score_mean: float, score_std: float
 ) -> Path:
-    """Save atomically, with the eval-set score mean/std for later normalization."""
+    """Save atomically, with the eval-set score mean/std for later normalization (LoRA: merged;
+    several processes: rank 0 only)."""
+    from goodhartlab.models.lora import merged_copy
     from goodhartlab.runs.atomic import atomic_directory
+    from goodhartlab.runs.distributed import is_main_process
 
     out = Path(out_dir)
+    if not is_main_process():
+        return out
     with atomic_directory(out) as tmp:
         stats = model.inform_config if isinstance(model, InfoRM) else model.config
         stats.score_mean, stats.score_std = score_mean, score_std
-        write_pretrained(model, tokenizer, tmp)
+        write_pretrained(merged_copy(model), tokenizer, tmp)  # a LoRA RM: merged
     return out
 
 

@@ -25,11 +25,12 @@ from goodhartlab.core.best_of_n import bon_curve, bon_curve_ensemble
 from goodhartlab.data.encoding import SharedEncodings
 from goodhartlab.data.formats import load_prompts
 from goodhartlab.errors import ConfigError, input_error
-from goodhartlab.models import load_policy
+from goodhartlab.models import load_policy, load_tokenizer
 from goodhartlab.recipes.bon_scored import SCORED_FILE, Scored, load_scored, save_scored
 from goodhartlab.recipes.rm_members import member_names, resolve_members, score_member
 from goodhartlab.recipes.toy_inputs import resolve_source
 from goodhartlab.rollout.sampling import sample_texts
+from goodhartlab.rollout.vllm_backend import check_available, sample_vllm
 from goodhartlab.runs import RunDir
 from goodhartlab.runs.progress import progress_bar
 from goodhartlab.runs.seeding import derive_seed
@@ -51,6 +52,11 @@ def sample_generations(cfg: BonConfig) -> Scored:
         prompts = [p.text for p in sample_prompts(g.n_prompts, rng)]
     else:
         prompts = load_prompts(g.prompts)[: g.n_prompts]  # chat prompts stay messages
+    if g.backend == "vllm":  # the policy loads in vLLM's engine, not here
+        source = resolve_source(g.policy)
+        answers, ended = sample_vllm(source, load_tokenizer(source), prompts, g.n_samples,
+                                     g.sampling, cfg.seed, g.template)  # fmt: skip
+        return Scored(prompts, answers, ended)
     policy, tok = load_policy(resolve_source(g.policy), device=cfg.device)
     policy.eval()
     repeated = [p for p in prompts for _ in range(g.n_samples)]
@@ -104,13 +110,16 @@ def _score_members(
 
 
 def check_config(cfg: BonConfig) -> None:
-    """Checks that need only the config (also run by `goodhart validate bon`)."""
+    """Checks that need only the config (also run by `goodhart validate bon`): the seed paths,
+    and vLLM asked for where it cannot run (one line)."""
     expand_seeds(cfg.reward_models, cfg.seeds, "reward_models")
     n = cfg.generate.n_samples
     if cfg.generations is None and cfg.big_n is not None and cfg.big_n > n:
         raise ConfigError(
             f"field 'big_n': {cfg.big_n} is more than generate.n_samples={n} answers to sample"
         )
+    if cfg.generations is None:
+        check_available(cfg.generate.backend)
 
 
 def first_answers(scored: Scored, big_n: int | None) -> Scored:

@@ -23,8 +23,9 @@ from goodhartlab.config.seed_paths import expand_seeds
 from goodhartlab.core.length import RunningRewardStats
 from goodhartlab.data.formats import load_prompts
 from goodhartlab.errors import ConfigError
-from goodhartlab.models import freeze, load_policy, save_model
+from goodhartlab.models import freeze, load_policy, lora, save_model
 from goodhartlab.models.loading import write_pretrained
+from goodhartlab.models.precision import autocast
 from goodhartlab.models.value import (
     load_value_head_weights,
     load_value_model,
@@ -73,7 +74,9 @@ def build_state(cfg: PPOConfig, source: str, checkpoint: Path | None):
     kw = {"device": cfg.device, "dtype": cfg.policy.dtype}
     kw["trust_remote_code"] = cfg.policy.trust_remote_code
     kw["allow_pickle_weights"] = cfg.policy.allow_pickle_weights
-    policy, tok = load_policy(str(checkpoint) if checkpoint else source, **kw)
+    policy, tok = load_policy(lora.base_source(checkpoint, source), **kw)
+    # LoRA (policy.lora.r > 0): adapters on policy and value model; a checkpoint holds adapters
+    policy = lora.attach(policy, cfg.policy.lora, "CAUSAL_LM", checkpoint, cfg.seed)
     reference, _ = load_policy(source, **kw)
     freeze(reference)
     policy.eval()  # dropout off: ratios start at exactly 1, as in trlx
@@ -85,11 +88,14 @@ def build_state(cfg: PPOConfig, source: str, checkpoint: Path | None):
             load_value_head_weights(state.value_head, checkpoint)
         value_params = list(state.value_head.parameters())
     else:
-        value_source = str(checkpoint / "value") if checkpoint else source
+        value_ckpt = checkpoint / "value" if checkpoint else None
         state.value_model = load_value_model(
-            value_source, device=device, seed=cfg.seed,
+            lora.base_source(value_ckpt, source), device=device, seed=cfg.seed,
             allow_pickle_weights=cfg.policy.allow_pickle_weights,
         )  # fmt: skip
+        state.value_model = lora.attach(
+            state.value_model, cfg.policy.lora, "TOKEN_CLS", value_ckpt, cfg.seed + 1
+        )
         state.value_model.eval()
         value_params = list(state.value_model.parameters())
     state.optimizer = torch.optim.AdamW(
@@ -109,7 +115,7 @@ def save_state(run: RunDir, state: Any, iteration: int, keep: int) -> None:
     if state.value_head is not None:
         save_value_head(state.value_head, path)
     else:
-        save_model(state.value_model, state.tokenizer, path / "value")
+        save_model(state.value_model, state.tokenizer, path / "value", merge=False)
     run.mark_latest(iteration, keep)
 
 
@@ -216,14 +222,20 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
     if resume and not checkpoint:  # killed before the first checkpoint: its rows are re-logged
         run_dir.truncate_metrics_after(None)
     total = cfg.ppo.iterations
+
+    def precision():  # fp32: no-op; bf16-mixed: bf16 compute over fp32 weights
+        return autocast(cfg.policy.precision, state.device)
+
     if done == 0:
-        run_dir.log(0, evaluate(cfg, state, models, held_out, run_dir, 0, monitor))
+        with precision():
+            run_dir.log(0, evaluate(cfg, state, models, held_out, run_dir, 0, monitor))
     # step 4. the PPO iterations, evaluated every eval.every, checkpointed, maybe stopped early
     with progress_bar("ppo", total - done) as advance:
         for it in range(done + 1, total + 1):
-            metrics = ppo_iteration(cfg, state, models, it, pool)
-            if (cfg.eval.every and it % cfg.eval.every == 0) or it == total:
-                metrics.update(evaluate(cfg, state, models, held_out, run_dir, it, monitor))
+            with precision():
+                metrics = ppo_iteration(cfg, state, models, it, pool)
+                if (cfg.eval.every and it % cfg.eval.every == 0) or it == total:
+                    metrics.update(evaluate(cfg, state, models, held_out, run_dir, it, monitor))
             run_dir.log(it, metrics)
             if monitor.stopped_at is not None:  # early_stop.on flagged `patience` times
                 break

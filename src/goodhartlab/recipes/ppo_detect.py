@@ -223,8 +223,12 @@ class DetectMonitor:
         """After an early stop, load the kept policy's weights into the policy to be saved."""
         if self.stopped_at is None or self.kept_step is None:
             return
+        from goodhartlab.models.lora import is_lora_model
 
         kept, _ = load_policy(str(self.run_dir.file(KEPT_POLICY)), device=str(state.device))
+        if is_lora_model(state.policy):  # the kept policy was saved merged: it replaces it
+            state.policy = kept
+            return
         state.policy.load_state_dict(kept.state_dict())
 
     def summary_fields(self) -> dict[str, Any]:

@@ -17,10 +17,11 @@ from goodhartlab.config.schemas import SFTConfig
 from goodhartlab.data.encoding import IGNORE_INDEX, collate_sft, encode_demonstrations
 from goodhartlab.data.records import write_jsonl_atomic
 from goodhartlab.data.sft_importers import import_demonstrations
-from goodhartlab.models import load_policy, save_model
+from goodhartlab.models import load_policy, lora, save_model
 from goodhartlab.models.loading import write_pretrained
+from goodhartlab.models.precision import autocast
 from goodhartlab.rollout.sampling import sample_texts
-from goodhartlab.runs import RunDir
+from goodhartlab.runs import RunDir, distributed
 from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
 from goodhartlab.runs.progress import progress_bar
 from goodhartlab.runs.seeding import derive_seed
@@ -45,8 +46,9 @@ def load_sft_data(cfg: SFTConfig, run: RunDir) -> SFTData:
     is_toy = "toy" in (cfg.data.train, cfg.data.eval)
     if is_toy:
         toy_dir = run.file("toyworld")
-        if not (toy_dir / "world.json").exists():
-            make(toy_dir, cfg.data.toy)
+        with distributed.main_first():  # several processes: rank 0 writes it, the rest read
+            if not (toy_dir / "world.json").exists():
+                make(toy_dir, cfg.data.toy)
     for split in ("train", "eval"):
         value = getattr(cfg.data, split)
         paths[split] = run.file("toyworld") / f"demos_{split}.jsonl" if value == "toy" else value
@@ -119,7 +121,9 @@ def train(cfg: SFTConfig, run: RunDir, model: Any, tok: Any, data: SFTData, resu
             ("eval", data.eval_prompts, data.eval_completions),
         )
     }
-    steps = batch_order(len(enc["train"]), cfg.train.batch_size, cfg.train.epochs, cfg.seed)
+    # Several processes: the global batch is batch_size per process, each rank takes its shard.
+    global_batch = cfg.train.batch_size * distributed.size()
+    steps = batch_order(len(enc["train"]), global_batch, cfg.train.epochs, cfg.seed)
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
     )
@@ -135,13 +139,15 @@ def train(cfg: SFTConfig, run: RunDir, model: Any, tok: Any, data: SFTData, resu
         for step in range(start, len(steps)):
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, len(steps), cfg.optim)
-            batch = collate_sft([enc["train"][i] for i in steps[step]], tok.pad_token_id, device)
+            shard = distributed.shard(steps[step])
+            batch = collate_sft([enc["train"][i] for i in shard], tok.pad_token_id, device)
             loss = model(**batch).loss
-            loss.backward()
+            n_tokens = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+            distributed.backward(loss, n_tokens, model)  # 1 process: loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
             opt.step()
             opt.zero_grad(set_to_none=True)
-            loss_value = float(loss.detach())
+            loss_value = distributed.global_mean(float(loss.detach()), n_tokens)
             done = step + 1
             metrics = {"loss/train": loss_value, "lr": opt.param_groups[0]["lr"]}
             if done % cfg.train.eval_every == 0 or done == len(steps):
@@ -204,8 +210,9 @@ def run(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> dict:
     # step 1. the demonstrations (toy: the teacher's, generated and cached)
     data = load_sft_data(cfg, run_dir)
     ckpt = run_dir.latest_checkpoint() if resume else None
-    source = str(ckpt) if ckpt is not None else cfg.model.source
+    source = lora.base_source(ckpt, cfg.model.source)  # a LoRA checkpoint: its adapter only
     # step 2. the policy: the latest checkpoint when resuming, else the configured source
+    # (with LoRA: the source's weights and the checkpoint's adapter)
     model, tok = load_policy(
         source,
         device=cfg.device,
@@ -214,12 +221,19 @@ def run(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> dict:
         seed=cfg.seed,
         allow_pickle_weights=cfg.model.allow_pickle_weights,
     )
-    # step 3. train (checkpoints, resume), then save the model
-    losses = train(cfg, run_dir, model, tok, data, resume)
+    model = lora.attach(model, cfg.model.lora, "CAUSAL_LM", ckpt, cfg.seed)  # r=0: unchanged
+    device = next(model.parameters()).device
+    # step 3. train (checkpoints, resume), then save the model (LoRA: merged); with several
+    # processes only rank 0 goes on after training
+    with autocast(cfg.model.precision, device):  # fp32: no-op; bf16-mixed: bf16 compute
+        losses = train(cfg, run_dir, model, tok, data, resume)
+    if not distributed.is_main_process():
+        return losses
     model_dir = save_model(model, tok, run_dir.file("model"))
     summary = {"model_dir": str(model_dir), **losses, "data": data.read}
     if cfg.sample.n_prompts > 0:  # step 4. sample answers and score them by gold
-        scored = sample_and_score(cfg, model, tok, data)
+        with autocast(cfg.model.precision, device):
+            scored = sample_and_score(cfg, model, tok, data)
 
         write_jsonl_atomic(run_dir.file("samples.jsonl"), scored.pop("samples"))
         summary.update(scored)

@@ -26,9 +26,10 @@ from goodhartlab.data import cartography, length_debias
 from goodhartlab.data.cartography import CartographyLog, save_stats
 from goodhartlab.data.formats import Preference
 from goodhartlab.data.records import write_jsonl_atomic
-from goodhartlab.models import load_policy, load_tokenizer
+from goodhartlab.models import load_policy, load_tokenizer, lora
 from goodhartlab.models.inform import InfoRMConfig
 from goodhartlab.models.loading import write_pretrained
+from goodhartlab.models.precision import autocast
 from goodhartlab.models.reward import (
     load_reward_model,
     pad_rows,
@@ -47,7 +48,7 @@ from goodhartlab.recipes.evaluate_rm import (
 )
 from goodhartlab.recipes.sft import batch_order, lr_at
 from goodhartlab.recipes.toy_inputs import resolve_source
-from goodhartlab.runs import RunDir
+from goodhartlab.runs import RunDir, distributed
 from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
 from goodhartlab.runs.progress import progress_bar
 from goodhartlab.runs.seeding import LENGTH_INTERVENTIONS, derive_seed
@@ -157,10 +158,13 @@ def open_member(cfg: TrainRMConfig, seed: int, run: RunDir, resume: bool):
     ckpt = member.latest_checkpoint() if resume else None
     ic = cfg.inform
     inform = InfoRMConfig(ic.latent_dim, ic.decoder) if ic.enabled and ckpt is None else None
-    source = str(ckpt) if ckpt else resolve_source(cfg.model.source, cfg.data.toy.seed)
+    lora.check_not_inform(cfg.model.lora, ic.enabled)
+    # A LoRA checkpoint holds the adapter only: the base comes from the source again.
+    source = lora.base_source(ckpt, resolve_source(cfg.model.source, cfg.data.toy.seed))
     model, tok = load_reward_model(source, device=cfg.device, dtype=cfg.model.dtype, seed=seed,
                                    inform=inform, trust_remote_code=cfg.model.trust_remote_code,
                                    allow_pickle_weights=cfg.model.allow_pickle_weights)  # fmt: skip
+    model = lora.attach(model, cfg.model.lora, "SEQ_CLS", ckpt, seed)  # r=0: unchanged
     # the global generator too (dropout of a real backbone): torch seeds it at random per process
     torch.manual_seed(seed)
     noise = None
@@ -171,11 +175,12 @@ def open_member(cfg: TrainRMConfig, seed: int, run: RunDir, resume: bool):
 
 
 def optimizer_step(cfg: TrainRMConfig, model: Any, opt: Any, step: int, total: int, batch, pad_id):
-    """One AdamW step at the schedule's lr for `step`; returns (loss, margins, ib kl or None)."""
+    """One AdamW step at the schedule's lr for `step`; returns (loss, margins, ib kl or None).
+    With several processes `batch` is this rank's shard and the gradient is the global batch's."""
     for group in opt.param_groups:
         group["lr"] = lr_at(step, total, cfg.optim)
     loss, margins, kl = step_loss(cfg, model, batch, pad_id, next(model.parameters()).device)
-    loss.backward()
+    distributed.backward(loss, len(batch), model)  # 1 process: loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
     opt.step()
     opt.zero_grad(set_to_none=True)
@@ -185,8 +190,9 @@ def optimizer_step(cfg: TrainRMConfig, model: Any, opt: Any, step: int, total: i
 def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, resume: bool):
     """Step 3: train one member in RUN/rm_seed{seed}/ (its own metrics and checkpoints)."""
     member, ckpt, model, tok, noise = open_member(cfg, seed, run, resume)
-    steps = batch_order(len(train.pairs), cfg.train.batch_size, cfg.train.epochs, seed)
-    per_epoch = -(-len(train.pairs) // cfg.train.batch_size)
+    global_batch = cfg.train.batch_size * distributed.size()  # each process: its shard of it
+    steps = batch_order(len(train.pairs), global_batch, cfg.train.epochs, seed)
+    per_epoch = -(-len(train.pairs) // global_batch)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=(0.9, 0.95),
                             weight_decay=cfg.optim.weight_decay)  # fmt: skip
     start, carto = 0, CartographyLog()
@@ -200,24 +206,30 @@ def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, res
     model.train()
     with progress_bar(f"rm seed {seed}", len(steps) - start) as advance:
         for step in range(start, len(steps)):
-            batch = [(train.pairs[i], rows[2 * i], rows[2 * i + 1]) for i in steps[step]]
+            shard = distributed.shard(steps[step])
+            batch = [(train.pairs[i], rows[2 * i], rows[2 * i + 1]) for i in shard]
             loss, margins, kl = optimizer_step(
                 cfg, model, opt, step, len(steps), batch, tok.pad_token_id
             )
+            margins = distributed.gather(margins)  # the global batch's, in its order
             if cfg.train.log_cartography:  # margins as rew_chosen − 0: the log keeps differences
-                carto.record(step // per_epoch, steps[step], margins.cpu(), np.zeros(len(batch)))
-            metrics = {"loss/total": loss.item(), "rm/train_accuracy": (margins > 0).float().mean()}
+                carto.record(step // per_epoch, steps[step], margins.cpu(), np.zeros(len(margins)))
+            metrics = {
+                "loss/total": distributed.global_mean(loss.item(), len(batch)),
+                "rm/train_accuracy": (margins > 0).float().mean(),
+            }
             if kl is not None:
-                metrics["loss/ib_kl"] = kl.item()
+                metrics["loss/ib_kl"] = distributed.global_mean(kl.item(), len(batch))
             member.log(step + 1, {k: float(v) for k, v in metrics.items()})
             if (step + 1) % cfg.train.checkpoint_every == 0 and step + 1 < len(steps):
                 write = partial(write_pretrained, model, tok)
                 save_checkpoint(member.checkpoint_dir(step + 1), write, opt, step + 1, noise)
-                carto.save(member.checkpoint_dir(step + 1) / CARTO_FILE)
+                if distributed.is_main_process():
+                    carto.save(member.checkpoint_dir(step + 1) / CARTO_FILE)
                 member.mark_latest(step + 1)
             advance(1, info=f"loss {loss.item():.3f}")
     model.eval()
-    if cfg.train.log_cartography:
+    if cfg.train.log_cartography and distributed.is_main_process():
         carto.save(member.file(CARTO_FILE))
         # Confidence = mean over epochs of σ(margin) (Swayamdipta et al.); usable as carto_file.
         save_stats(member.file("cartography_stats.jsonl"), carto.stats())
@@ -228,7 +240,8 @@ def run(cfg: TrainRMConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole recipe; writes RUN/rm_summary.json and RUN/ensemble.json."""
 
     # step 1. the preference pairs (toy: policy samples labelled by gold; or the user's file)
-    sets = load_pairs(cfg, run_dir)
+    with distributed.main_first():  # several processes: rank 0 samples toy pairs, the rest read
+        sets = load_pairs(cfg, run_dir)
     tok = load_tokenizer(resolve_source(cfg.model.source, cfg.data.toy.seed))
     # step 2. the length paper's data interventions, in the seed's order
     train, info = apply_interventions(cfg, sets["train"], tok)
@@ -244,18 +257,24 @@ def run(cfg: TrainRMConfig, run_dir: RunDir, resume: bool = False) -> dict:
             result = json.loads(done.read_text())
         else:
             tic, cpu = time.perf_counter(), time.process_time()
-            model, mtok, member = train_member(cfg, seed, train, run_dir, resume)
+            with autocast(cfg.model.precision, cfg.device):  # fp32: no-op
+                model, mtok, member = train_member(cfg, seed, train, run_dir, resume)
+            if not distributed.is_main_process():
+                continue  # rank 0 evaluates and saves the member
             summary["train_seconds"][seed] = {
                 "wall": round(time.perf_counter() - tic, 2),
                 "cpu": round(time.process_time() - cpu, 2),  # all threads of this process
             }
             # step 4. evaluate the member on the held-out pairs, save it with its score stats
             plot = member.file("proxy_vs_gold.png")
-            result = evaluate_member(model, mtok, sets["eval"], cfg.data.template, plot)
+            with autocast(cfg.model.precision, cfg.device):
+                result = evaluate_member(model, mtok, sets["eval"], cfg.data.template, plot)
             save_reward_model(model, mtok, model_dir, result["score_mean"], result["score_std"])
             member.write_json("rm_eval.json", result)
         summary["members"][seed] = result
         members.append((model, mtok))
+    if not distributed.is_main_process():
+        return summary
     # step 5. the ensemble manifest, the members' disagreement, the summary
     write_ensemble_manifest(
         run_dir.file("ensemble.json"),

@@ -74,7 +74,10 @@ def _forward_arguments(model: Any) -> tuple[str, dict[str, int]]:
     Why: transformers 5 names the cache `cache` (4.x: `past_key_values`) and the option
     `logits_to_keep` (early 4.x: `num_logits_to_keep`, older: none).
     """
-    params = inspect.signature(model.forward).parameters
+    # A peft (LoRA) wrapper's forward takes **kwargs: read the wrapped model's names (else
+    # the prompt pass would compute logits at every position instead of the last only).
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(base.forward).parameters
     cache_arg = "cache" if "cache" in params else "past_key_values"
     keep = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
     return cache_arg, ({keep: 1} if keep else {})

@@ -49,12 +49,17 @@ def save_checkpoint(
 ) -> Path:
     """Write a complete checkpoint atomically: `write_model(dir)`'s files + optimizer + state.
 
+    Rank 0 only in a multi-process run. A LoRA model's writer writes its adapter only.
     e.g. `save_checkpoint(dir, functools.partial(models.write_pretrained, model, tok), opt, step)`
     """
     import torch
     from safetensors.torch import save_file
 
+    from goodhartlab.runs.distributed import is_main_process
+
     path = Path(path)
+    if not is_main_process():
+        return path
     with atomic_directory(path) as tmp:
         write_model(Path(tmp))
         tensors, groups = _flatten_optimizer(optimizer)

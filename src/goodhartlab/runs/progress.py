@@ -19,8 +19,11 @@ _LIVE: dict[str, bool] = {"active": False}
 
 @contextmanager
 def progress_bar(description: str, total: int) -> Iterator[Any]:
-    """Yield `advance(n=1, **fields)`; shows a rich bar on a TTY, sparse lines otherwise."""
-    if _LIVE["active"]:
+    """Yield `advance(n=1, **fields)`; shows a rich bar on a TTY, sparse lines otherwise.
+    Several processes (runs.distributed): rank 0 shows it, the others stay quiet."""
+    from goodhartlab.runs.distributed import is_main_process
+
+    if _LIVE["active"] or not is_main_process():
         yield lambda n=1, info="": None
         return
     if sys.stderr.isatty():

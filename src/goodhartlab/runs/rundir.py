@@ -7,6 +7,9 @@ Layout:
     RUN/checkpoints/latest     name of the newest complete checkpoint
     RUN/*.json, *.png          results and plots, written atomically
 
+In a multi-process run (runs.distributed) only rank 0 creates and writes the dir; the other
+ranks hold the same RunDir and only read.
+
 Why refuse to reuse a dir without --resume: a second run silently appending to another run's
 metrics is how results get lost or mixed.
 """
@@ -21,6 +24,7 @@ from typing import Any
 
 from goodhartlab.errors import GoodhartError, input_error
 from goodhartlab.runs.atomic import atomic_write_json, atomic_write_text, json_safe
+from goodhartlab.runs.distributed import is_main_process
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -41,6 +45,8 @@ class RunDir:
         """
         run = cls(Path(path))
         cfg = run.path / CONFIG_FILE
+        if not is_main_process():  # several processes: rank 0 creates and writes the dir
+            return run
         if resume:
             if not cfg.exists():
                 raise input_error("nothing to resume (no config.yaml)", run.path)
@@ -67,11 +73,15 @@ class RunDir:
         return self.path / name
 
     def write_json(self, name: str, obj: Any) -> Path:
+        if not is_main_process():
+            return self.path / name
         return atomic_write_json(self.path / name, obj)
 
     # metrics ---------------------------------------------------------------
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         """Append one metrics line (flushed at once, so a killed run keeps what it logged)."""
+        if not is_main_process():
+            return
         row = {"step": int(step), **json_safe(metrics)}
         with (self.path / METRICS_FILE).open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(row, allow_nan=False) + "\n")
@@ -110,6 +120,8 @@ class RunDir:
         checkpoint, so the rerun starts from an empty file). The resumed run re-logs the rest
         identically, so the file ends equal to an uninterrupted run's. A torn tail is dropped
         with a printed note."""
+        if not is_main_process():
+            return
         rows, torn = self._metrics_rows()
         if torn:
             print(
@@ -127,6 +139,8 @@ class RunDir:
 
     def mark_latest(self, step: int, keep: int = 2) -> None:
         """Point `latest` at step_N (atomically) and delete all but the newest `keep`."""
+        if not is_main_process():
+            return
         atomic_write_text(self.checkpoints / "latest", f"step_{step}\n")
         steps = sorted(
             int(p.name.removeprefix("step_")) for p in self.checkpoints.glob("step_*") if p.is_dir()

@@ -1,0 +1,171 @@
+"""Data-parallel training over several processes (torchrun, `accelerate launch`, SLURM + torchrun).
+
+A launcher starts one copy of the recipe per process and sets RANK / WORLD_SIZE / LOCAL_RANK /
+MASTER_ADDR / MASTER_PORT; `init()` joins them into one torch.distributed group (gloo on CPU,
+NCCL on GPUs). Then each step's *global* batch (per-process batch x world size, cut from the same
+seeded order on every rank) is split into one contiguous shard per rank, each rank backpropagates
+its shard's loss weighted by its share of the global count (examples or tokens), and gradients
+are averaged with all-reduce, so 2 processes x batch B take the same steps as 1 process x 2B.
+Only rank 0 writes (run dir, metrics, checkpoints, models): the writers ask `is_main_process()`.
+
+Why our own all-reduce and not a DDP wrapper: the recipes call `model(**batch).loss`,
+`save_pretrained` and peft methods on the bare model; averaging gradients after `backward` keeps
+that code unchanged and is what DDP computes (without its overlap of communication and backward,
+which matters on big GPUs, not here). With one process every function here is a no-op, so the
+single-process path runs exactly the code (and numbers) it ran before.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main_process() -> bool:
+    """Rank 0 (or the only process): the one that writes files."""
+    return rank() == 0
+
+
+def size() -> int:
+    """How many processes share each step's batch: the world size once joined, else 1."""
+    return world_size() if active() else 1
+
+
+def active() -> bool:
+    """True in a multi-process run whose process group is up."""
+    import torch.distributed as dist
+
+    return world_size() > 1 and dist.is_available() and dist.is_initialized()
+
+
+def init(device: str = "auto") -> None:
+    """Join the process group when launched with WORLD_SIZE > 1 (idempotent).
+
+    gloo when the run stays on CPU, NCCL on CUDA; each process takes GPU LOCAL_RANK, so
+    `device=auto` means "this process's GPU".
+    """
+    import torch
+    import torch.distributed as dist
+
+    if world_size() <= 1 or dist.is_initialized():
+        return
+    check_no_sharding()
+    cuda = torch.cuda.is_available() and device in ("auto", "cuda")
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend="nccl" if cuda else "gloo")
+
+
+SHARDING_FLAGS = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DeepSpeed"}
+
+
+def check_no_sharding() -> None:
+    """Refuse an `accelerate launch` with an FSDP or DeepSpeed config: our loops replicate the
+    model in every process (DDP semantics) and would silently ignore the sharding asked for."""
+    from goodhartlab.errors import ConfigError
+
+    for flag, name in SHARDING_FLAGS.items():
+        if os.environ.get(flag, "").lower() in ("1", "true", "yes"):
+            raise ConfigError(
+                f"{name} sharding (accelerate config, {flag}) is not wired into goodhart's "
+                "training loops, which replicate the model per process; launch with "
+                "configs/accelerate/ddp_*.yaml or torchrun"
+            )
+
+
+def barrier() -> None:
+    if active():
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+@contextmanager
+def main_first() -> Iterator[None]:
+    """Rank 0 runs the block first (e.g. writes the toy data); the others run it after, when
+    the files it made exist, so they read them instead of writing their own."""
+    if active() and not is_main_process():
+        barrier()
+    yield
+    if active() and is_main_process():
+        barrier()
+
+
+def shard(indices: Sequence[int]) -> list[int]:
+    """This rank's contiguous slice of a global batch (the last ranks may get one fewer)."""
+    indices = list(indices)
+    if not active():
+        return indices
+    per = -(-len(indices) // world_size())
+    return indices[rank() * per : (rank() + 1) * per]
+
+
+def _all_reduce_sum(values: list[float], device: Any) -> list[float]:
+    import torch
+    import torch.distributed as dist
+
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def backward(loss: Any, count: int | float, model: Any) -> None:
+    """`loss.backward()`, and with several processes: the gradient of the global mean.
+
+    `loss` is this rank's mean over its `count` examples (or tokens). Weighting it by
+    count x world / global count and averaging the gradients over ranks gives the gradient of
+    the mean over the whole global batch, even when shards differ in size.
+    """
+    if not active():
+        loss.backward()
+        return
+    import torch.distributed as dist
+
+    total = _all_reduce_sum([float(count)], loss.device)[0]
+    (loss * (float(count) * world_size() / max(total, 1.0))).backward()
+    # Every rank runs the same model on the same kind of batch, so the same parameters have
+    # gradients everywhere (a frozen or unused one has None on every rank and stays None).
+    for param in model.parameters():
+        if param.grad is not None:
+            dist.all_reduce(param.grad)
+            param.grad.div_(world_size())
+
+
+def global_mean(value: float, count: int | float, device: Any = "cpu") -> float:
+    """The count-weighted mean of a per-rank mean (the number 1 process would have logged)."""
+    if not active():
+        return value
+    total, weight = _all_reduce_sum([value * count, float(count)], device)
+    return total / max(weight, 1.0)
+
+
+def gather(tensor: Any) -> Any:
+    """Every rank's rows of a per-shard tensor, concatenated in rank order (= the global
+    batch's order, as shards are contiguous); shards may differ in length."""
+    if not active():
+        return tensor
+    import torch
+    import torch.distributed as dist
+
+    parts: list[Any] = [None] * world_size()
+    dist.all_gather_object(parts, tensor.detach().cpu())
+    return torch.cat(parts).to(tensor.device)
+
+
+def finish() -> None:
+    """Leave the process group at the end of a command (no-op with one process)."""
+    if active():
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
