@@ -12,11 +12,12 @@ running count of real tokens; responses are right-padded with `pad_token_id`.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from goodhartlab.rollout.neox_decode import decode_step, forward_arguments
 
 
 @dataclass(frozen=True)
@@ -68,21 +69,6 @@ def apply_repetition_penalty(
     return torch.where(seen, penalized, logits)
 
 
-def _forward_arguments(model: Any) -> tuple[str, dict[str, int]]:
-    """The KV-cache argument's name and the prompt pass's "last logits only" option.
-
-    Why: transformers 5 names the cache `cache` (4.x: `past_key_values`) and the option
-    `logits_to_keep` (early 4.x: `num_logits_to_keep`, older: none).
-    """
-    # A peft (LoRA) wrapper's forward takes **kwargs: read the wrapped model's names (else
-    # the prompt pass would compute logits at every position instead of the last only).
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    params = inspect.signature(base.forward).parameters
-    cache_arg = "cache" if "cache" in params else "past_key_values"
-    keep = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
-    return cache_arg, ({keep: 1} if keep else {})
-
-
 def _next_token(
     logits: torch.Tensor,
     temperature: float,
@@ -96,9 +82,68 @@ def _next_token(
         logprobs = logits.log_softmax(dim=-1)
         token = logits.argmax(dim=-1)
     else:
-        logprobs = filter_logits(logits / temperature, top_k, top_p).log_softmax(dim=-1)
+        if temperature != 1.0:  # x / 1.0 == x: skip the copy
+            logits = logits / temperature
+        logprobs = filter_logits(logits, top_k, top_p).log_softmax(dim=-1)
         token = torch.multinomial(logprobs.exp(), 1, generator=generator).squeeze(-1)
     return token, logprobs.gather(-1, token[:, None]).squeeze(-1)
+
+
+@dataclass
+class _Buffers:
+    """The (B, max_new_tokens) outputs and which rows of the full batch still generate."""
+
+    tokens: torch.Tensor
+    logprobs: torch.Tensor
+    mask: torch.Tensor
+    rows: torch.Tensor
+
+    @classmethod
+    def empty(cls, batch: int, width: int, pad: int, device: torch.device) -> _Buffers:
+        return cls(
+            torch.full((batch, width), pad, dtype=torch.long, device=device),
+            torch.zeros((batch, width), dtype=torch.float32, device=device),
+            torch.zeros((batch, width), dtype=torch.bool, device=device),
+            torch.arange(batch, device=device),
+        )
+
+    def write(self, t: int, token: torch.Tensor, logprob: torch.Tensor) -> None:
+        if len(self.rows) == self.tokens.shape[0]:  # nobody has left yet: plain column writes
+            self.tokens[:, t], self.logprobs[:, t], self.mask[:, t] = token, logprob, True
+        else:
+            self.tokens[self.rows, t], self.logprobs[self.rows, t] = token, logprob
+            self.mask[self.rows, t] = True
+
+
+def _check_arguments(max_new_tokens: int, temperature: float) -> None:
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+
+
+def _seen_tokens(
+    prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, vocab: int, penalty: float
+) -> torch.Tensor | None:
+    """(B, V) bool: the tokens of each prompt (padding excluded), or None without a penalty."""
+    if penalty == 1.0:
+        return None
+    counts = torch.zeros((len(prompt_ids), vocab), dtype=torch.long, device=prompt_ids.device)
+    return counts.scatter_add_(1, prompt_ids, prompt_mask.long()) > 0
+
+
+def _prompt_pass(model: Any, prompt_ids: torch.Tensor, attention: torch.Tensor, lean: bool):
+    """One forward over the prompts: (last logits (B, V), positions (B, P), the decode step)."""
+    positions = (attention.cumsum(dim=1) - 1).clamp_min(0)
+    cache_arg, last_logits_only = forward_arguments(model)
+    out = model(
+        input_ids=prompt_ids,
+        attention_mask=attention,
+        position_ids=positions,
+        use_cache=True,
+        **last_logits_only,
+    )
+    return out.logits[:, -1], positions, decode_step(model, out.get(cache_arg), cache_arg, lean)
 
 
 @torch.no_grad()  # not inference_mode: PPO feeds these tensors into autograd later
@@ -115,6 +160,7 @@ def sample(
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
     repetition_penalty: float = 1.0,
+    lean: bool = True,
 ) -> Generation:
     """Sample up to `max_new_tokens` per left-padded prompt, stopping each row at eos.
 
@@ -123,43 +169,22 @@ def sample(
     `repetition_penalty` != 1 penalizes tokens already in the row (`apply_repetition_penalty`;
     padding does not count) before temperature and top-k/top-p, as transformers orders them;
     the logprobs are then those of the penalized distribution.
+    `lean=False` forces transformers' forward for every step (`rollout.neox_decode`: the lean
+    GPT-NeoX step gives the same bits; the switch is there to show it).
     """
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    batch = prompt_ids.shape[0]
-    device = prompt_ids.device
+    _check_arguments(max_new_tokens, temperature)
     attention = prompt_mask.long()
-    positions = (attention.cumsum(dim=1) - 1).clamp_min(0)
-    cache_arg, last_logits_only = _forward_arguments(model)
-    out = model(
-        input_ids=prompt_ids,
-        attention_mask=attention,
-        position_ids=positions,
-        use_cache=True,
-        **last_logits_only,
-    )
-    cache = out.get(cache_arg)
-    seen = None  # (B, V): tokens in each row so far, for the repetition penalty
-    if repetition_penalty != 1.0:
-        counts = torch.zeros((batch, out.logits.shape[-1]), dtype=torch.long, device=device)
-        seen = counts.scatter_add_(1, prompt_ids, prompt_mask.long()) > 0
+    logits, positions, step = _prompt_pass(model, prompt_ids, attention, lean)
+    out = _Buffers.empty(len(prompt_ids), max_new_tokens, pad_token_id, prompt_ids.device)
+    seen = _seen_tokens(prompt_ids, prompt_mask, logits.shape[-1], repetition_penalty)
     next_position = positions[:, -1:] + 1
-    tokens = torch.full((batch, max_new_tokens), pad_token_id, dtype=torch.long, device=device)
-    logprobs = torch.zeros((batch, max_new_tokens), dtype=torch.float32, device=device)
-    mask = torch.zeros((batch, max_new_tokens), dtype=torch.bool, device=device)
-    rows = torch.arange(batch, device=device)  # rows still generating, into the full batch
     for t in range(max_new_tokens):
-        logits = out.logits[:, -1]
         if seen is not None:
-            logits = apply_repetition_penalty(logits.float(), seen[rows], repetition_penalty)
+            logits = apply_repetition_penalty(logits.float(), seen[out.rows], repetition_penalty)
         token, token_logprob = _next_token(logits, temperature, top_k, top_p, generator)
         if seen is not None:
-            seen[rows, token] = True
-        tokens[rows, t] = token
-        logprobs[rows, t] = token_logprob
-        mask[rows, t] = True
+            seen[out.rows, token] = True
+        out.write(t, token, token_logprob)
         alive = token != eos_token_id
         width = t + 1
         if width == max_new_tokens or not bool(alive.any()):
@@ -168,19 +193,12 @@ def sample(
             # Drop finished rows from the batch and the cache: later steps cost what the
             # unfinished rows need, not what the longest row needs times the whole batch.
             keep = alive.nonzero().squeeze(1)
-            rows, token, attention = rows[keep], token[keep], attention[keep]
+            out.rows, token, attention = out.rows[keep], token[keep], attention[keep]
             next_position = next_position[keep]
-            cache.reorder_cache(keep)
-        attention = torch.cat([attention, attention.new_ones((len(rows), 1))], dim=1)
-        out = model(
-            input_ids=token[:, None],
-            attention_mask=attention,
-            position_ids=next_position,
-            use_cache=True,
-            **{cache_arg: cache},
-        )
-        cache = out.get(cache_arg)
+            step.keep(keep)
+        attention = torch.cat([attention, attention.new_ones((len(token), 1))], dim=1)
+        logits = step(token, next_position, attention)
         next_position = next_position + 1
-    tokens, mask, logprobs = tokens[:, :width], mask[:, :width], logprobs[:, :width]
+    tokens, mask = out.tokens[:, :width], out.mask[:, :width]
     ended = ((tokens == eos_token_id) & mask).any(dim=1)
-    return Generation(prompt_ids, prompt_mask, tokens, mask, logprobs, ended)
+    return Generation(prompt_ids, prompt_mask, tokens, mask, out.logprobs[:, :width], ended)
