@@ -137,25 +137,29 @@ def _token_rewards(cfg: PPOConfig, state: PPOState, scores, old, ref, mask) -> t
     return place_terminal(scores, mask)
 
 
-def ppo_iteration(
-    cfg: PPOConfig, state: PPOState, rewards_models: Any, iteration: int, pool: list[str] | None
-) -> dict[str, float]:
-    """Run one iteration in place on `state`; returns its metrics."""
-    from goodhartlab.core.advantages import gae
-    from goodhartlab.core.regularize import update_kl_coef
-    from goodhartlab.data.encoding import decode_responses, encode_prompts
-    from goodhartlab.recipes.ppo_reward import (
-        omit_long_index,
-        score_metrics,
-        score_responses,
-        training_scores,
-    )
-    from goodhartlab.rl.ppo_update import PPOHyperparams, divergence_loss_fn, ppo_update
+@dataclass(frozen=True)
+class Rollout:
+    """Steps 1-3 of an iteration: B prompts, their responses, rollout-time quantities (B, T)."""
+
+    prompts: list[str]
+    batch: SequenceBatch
+    ended: torch.Tensor
+    old_logprobs: torch.Tensor
+    ref_logprobs: torch.Tensor
+    old_values: torch.Tensor
+
+
+def collect_rollout(
+    cfg: PPOConfig, state: PPOState, iteration: int, pool: list[str] | None, generator
+) -> Rollout:
+    """Step 1 draw prompts and sample, step 2 omit truncated samples if asked, step 3 the
+    rollout-time logprobs (the sampler's own where exact), reference logprobs and values."""
+    from goodhartlab.data.encoding import encode_prompts
+    from goodhartlab.recipes.ppo_reward import omit_long_index
     from goodhartlab.rollout.generate import sample
 
-    gen, hp, tok = cfg.generation, cfg.ppo, state.tokenizer
-    generator = iteration_generator(cfg.seed, iteration, state.device)
-    prompts = draw_prompts(cfg, iteration, pool)  # 1
+    gen, tok = cfg.generation, state.tokenizer
+    prompts = draw_prompts(cfg, iteration, pool)
     ids, mask = encode_prompts(tok, prompts, cfg.template, state.device)
     out = sample(
         state.policy, ids, mask, max_new_tokens=gen.max_new_tokens,
@@ -163,47 +167,76 @@ def ppo_iteration(
         temperature=gen.temperature, top_k=gen.top_k, top_p=gen.top_p, generator=generator,
     )  # fmt: skip
     rows = torch.arange(len(prompts), device=state.device)
-    if cfg.reward.omit_long:  # 2
+    if cfg.reward.omit_long:
         rows = omit_long_index(out.ended, generator)
     batch = SequenceBatch(ids[rows], mask[rows], out.response_ids[rows], out.response_mask[rows])
-    ended = out.ended[rows]
-    prompts = [prompts[i] for i in rows.tolist()]
     exact = gen.temperature == 1.0 and gen.top_k == 0 and gen.top_p == 1.0
     sampled = out.logprobs[rows] if exact else None
-    old, ref, old_values = _old_and_ref(state, batch, gen.temperature or 1.0, sampled)  # 3
-    texts = decode_responses(tok, batch.response_ids, batch.response_mask)
-    scores = score_responses(cfg.reward, rewards_models, prompts, texts, ended.tolist())  # 4
-    lengths = batch.response_mask.sum(dim=1)
-    shaped, state.reward_stats = training_scores(cfg.reward, scores, lengths, state.reward_stats)
-    resp_mask = batch.response_mask
-    rewards = _token_rewards(cfg, state, shaped, old, ref, resp_mask)  # 5
-    adv = gae(rewards, old_values, gamma=hp.gamma, gae_lambda=hp.gae_lambda, mask=resp_mask)  # 6
-    reg = cfg.regularizer
-    extra = None
-    if reg.kind != "none" and reg.placement == "loss":
-        extra = divergence_loss_fn(reg.kind, state.controller.coef)
-    hyper = PPOHyperparams(
+    old, ref, values = _old_and_ref(state, batch, gen.temperature or 1.0, sampled)
+    kept = [prompts[i] for i in rows.tolist()]
+    return Rollout(kept, batch, out.ended[rows], old, ref, values)
+
+
+def _hyperparams(cfg: PPOConfig):
+    from goodhartlab.rl.ppo_update import PPOHyperparams
+
+    hp = cfg.ppo
+    return PPOHyperparams(
         epochs=hp.epochs, minibatch_size=hp.minibatch_size, clip_eps=hp.clip_eps,
         clip_eps_value=hp.clip_eps_value, vf_coef=hp.vf_coef, ent_coef=hp.ent_coef,
         max_grad_norm=hp.max_grad_norm, whiten_advantages=hp.whiten_advantages,
         target_kl=hp.target_kl,
     )  # fmt: skip
-    update_batch = {
-        "old_logprobs": old, "ref_logprobs": ref, "advantages": adv.advantages, "mask": resp_mask,
-        "old_values": old_values, "returns": adv.returns, "prompt_ids": batch.prompt_ids,
-        "prompt_mask": batch.prompt_mask, "response_ids": batch.response_ids,
-    }  # fmt: skip
-    metrics = ppo_update(  # 7
-        update_batch, forward_fn(state, gen.temperature or 1.0), state.optimizer, hyper,
-        generator=generator, extra_loss_fn=extra,
+
+
+def update_policy(cfg: PPOConfig, state: PPOState, ro: Rollout, adv, generator) -> dict:
+    """Step 7: `rl.ppo_update` on the typed batch, with the in-loss divergence when asked."""
+    from goodhartlab.rl.ppo_update import SequencePPOBatch, divergence_loss_fn, ppo_update
+
+    reg = cfg.regularizer
+    extra = None
+    if reg.kind != "none" and reg.placement == "loss":
+        extra = divergence_loss_fn(reg.kind, state.controller.coef)
+    batch = SequencePPOBatch(
+        old_logprobs=ro.old_logprobs, ref_logprobs=ro.ref_logprobs, advantages=adv.advantages,
+        mask=ro.batch.response_mask, old_values=ro.old_values, returns=adv.returns,
+        prompt_ids=ro.batch.prompt_ids, prompt_mask=ro.batch.prompt_mask,
+        response_ids=ro.batch.response_ids,
     )  # fmt: skip
-    divergences = divergence_metrics(old, ref, resp_mask)  # 8
-    state.controller = update_kl_coef(state.controller, divergences["kl/k3"], len(prompts))  # 9
+    forward = forward_fn(state, cfg.generation.temperature or 1.0)
+    return ppo_update(batch, forward, state.optimizer, _hyperparams(cfg), generator, extra)
+
+
+def ppo_iteration(
+    cfg: PPOConfig, state: PPOState, rewards_models: Any, iteration: int, pool: list[str] | None
+) -> dict[str, float]:
+    """Run one iteration in place on `state`; returns its metrics."""
+    from goodhartlab.core.advantages import gae
+    from goodhartlab.core.regularize import update_kl_coef
+    from goodhartlab.data.encoding import decode_responses
+    from goodhartlab.recipes.ppo_reward import score_metrics, score_responses, training_scores
+
+    generator = iteration_generator(cfg.seed, iteration, state.device)
+    ro = collect_rollout(cfg, state, iteration, pool, generator)  # steps 1-3
+    # step 4: score (proxy, gold) and shape the reward
+    mask = ro.batch.response_mask
+    texts = decode_responses(state.tokenizer, ro.batch.response_ids, mask)
+    scores = score_responses(cfg.reward, rewards_models, ro.prompts, texts, ro.ended.tolist())
+    lengths = mask.sum(dim=1)
+    shaped, state.reward_stats = training_scores(cfg.reward, scores, lengths, state.reward_stats)
+    # step 5: per-token rewards; step 6: GAE
+    rewards = _token_rewards(cfg, state, shaped, ro.old_logprobs, ro.ref_logprobs, mask)
+    hp = cfg.ppo
+    adv = gae(rewards, ro.old_values, gamma=hp.gamma, gae_lambda=hp.gae_lambda, mask=mask)
+    metrics = update_policy(cfg, state, ro, adv, generator)  # step 7
+    divergences = divergence_metrics(ro.old_logprobs, ro.ref_logprobs, mask)  # step 8
+    n = len(ro.prompts)
+    state.controller = update_kl_coef(state.controller, divergences["kl/k3"], n)  # step 9
     return {
         **score_metrics(scores),
         "reward/train": float(shaped.mean()),
         "length/mean": float(lengths.float().mean()),
-        "eos_rate": float(ended.float().mean()),
+        "eos_rate": float(ro.ended.float().mean()),
         "regularizer/coef": state.controller.coef,
         **divergences,
         **metrics,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Required, TypedDict
 
 import torch
 
@@ -30,7 +30,33 @@ from goodhartlab.core.regularize import (
     sequence_log_ratio,
 )
 
-REQUIRED_KEYS = ("old_logprobs", "advantages", "mask")
+
+class PPOBatch(TypedDict, total=False):
+    """The update's batch contract: (B, T) tensors, bool `mask` True where a token counts.
+
+    Required: old_logprobs (rollout-time), advantages, mask. With a value function: old_values
+    and returns. With an in-loss divergence (`divergence_loss_fn`): ref_logprobs. Callers add
+    what their forward_fn / extra_loss_fn read (leading dim B): `SequencePPOBatch` for language
+    models; the gym PPO adds obs/actions. `_check_batch` checks shapes at run time.
+    """
+
+    old_logprobs: Required[torch.Tensor]
+    advantages: Required[torch.Tensor]
+    mask: Required[torch.Tensor]
+    old_values: torch.Tensor
+    returns: torch.Tensor
+    ref_logprobs: torch.Tensor
+
+
+class SequencePPOBatch(PPOBatch):
+    """The language-model PPO batch: prompts (B, P) left-padded, responses (B, T)."""
+
+    prompt_ids: torch.Tensor
+    prompt_mask: torch.Tensor
+    response_ids: torch.Tensor
+
+
+REQUIRED_KEYS = ("old_logprobs", "advantages", "mask")  # PPOBatch's Required keys
 VALUE_KEYS = ("old_values", "returns")
 
 
@@ -71,7 +97,7 @@ class ForwardOut(NamedTuple):
     entropy: torch.Tensor | None = None
 
 
-Batch = dict[str, torch.Tensor]
+Batch = PPOBatch  # any PPOBatch (subclass); rows are taken with `_take`
 ForwardFn = Callable[[Batch], ForwardOut]
 ExtraLossFn = Callable[[Batch, ForwardOut], tuple[torch.Tensor, dict]]
 
@@ -95,7 +121,7 @@ def _check_batch(batch: Batch) -> int:
 
 
 def _take(batch: Batch, rows: torch.Tensor) -> Batch:
-    return {key: value[rows] for key, value in batch.items()}
+    return {key: value[rows] for key, value in batch.items()}  # type: ignore[return-value]
 
 
 def ppo_loss(
