@@ -51,5 +51,5 @@ def print_table(
     for name, seconds in times.items():
         n = float(work[name])  # type: ignore[arg-type]
         best, med = min(seconds), statistics.median(seconds)
-        line = f"{name:<20}{n:>9.0f}{best:>9.3f}{med:>10.3f}{n / best:>16.0f}{n / med:>16.0f}"
+        line = f"{name:<20}{n:>9.0f}{best:>9.3f}{med:>10.3f}{n / best:>16.5g}{n / med:>16.5g}"
         print(line + (f"{rss[name]:>14.0f}" if rss else ""))

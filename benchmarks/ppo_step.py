@@ -10,8 +10,9 @@ Both sides use the same toy policy, value model, reward model, prompts and the s
     rollout-time logprobs, the reference logprobs and the values, then the same scoring,
     GAE and update.
 Models are random-init toy models (no training needed); `--policy DIR` uses a trained one, whose
-shorter answers favour our sampler further. Iterations alternate between the two sides; times are medians over --iterations after a
-warm-up.
+shorter answers favour our sampler further. Iterations alternate between the two sides (the first
+side alternates per repeat) after a warm-up; prints min and median seconds per iteration, their
+ratios, and the process peak RSS after each side's warm-up.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
+from itertools import count
 from pathlib import Path
 
 import torch
+
+from bench_timing import interleaved, peak_rss_mb, print_table
 
 
 def build(args: argparse.Namespace, root: Path):
@@ -108,24 +111,24 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         cfg, state, models = build(args, Path(tmp))
-        timings: dict[str, list[float]] = {"ours": [], "obvious": []}
-        steps = {
-            "ours": lambda it: ppo_iteration(cfg, state, models, it, None),
-            "obvious": lambda it: obvious_iteration(cfg, state, models, it),
+        iteration = count()  # both sides draw from one stream of iterations
+        sides = {
+            "ours": lambda: ppo_iteration(cfg, state, models, next(iteration), None),
+            "obvious": lambda: obvious_iteration(cfg, state, models, next(iteration)),
         }
-        for step in steps.values():
-            step(0)  # warm-up
+        rss = {}
+        for name, step in sides.items():
+            step()  # warm-up
+            rss[name] = peak_rss_mb()
         # interleaved, so both sides see the same (slowly changing) policy and machine load
-        for it in range(1, args.iterations + 1):
-            for name, step in steps.items():
-                start = time.perf_counter()
-                step(it)
-                timings[name].append(time.perf_counter() - start)
-    ours, obvious = (statistics.median(timings[k]) for k in ("ours", "obvious"))
-    print(f"PPO iteration, {args.prompts} prompts x {args.new_tokens} new tokens, {args.device}")
-    print(f"ours     {ours:.3f} s/iteration")
-    print(f"obvious  {obvious:.3f} s/iteration (generate() + separate forward passes)")
-    print(f"ratio obvious / ours: {obvious / ours:.2f}x")
+        times, _ = interleaved(sides, args.iterations)
+    print(f"PPO iteration, {args.prompts} prompts x {args.new_tokens} new tokens, {args.device}, "
+          f"{args.threads} thread(s), {args.iterations} interleaved repeats")  # fmt: skip
+    print_table(times, {"ours": 1, "obvious": 1}, "iter", rss)
+    fast = min(times["obvious"]) / min(times["ours"])
+    typical = statistics.median(times["obvious"]) / statistics.median(times["ours"])
+    print(f"ratio obvious / ours (s per iteration): {fast:.2f}x (min times), "
+          f"{typical:.2f}x (medians)")  # fmt: skip
     return 0
 
 

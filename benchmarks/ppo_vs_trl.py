@@ -45,7 +45,7 @@ def trl_ppo_or_reason():
     try:
         import trl
         from trl.experimental import ppo
-    except Exception as exc:  # noqa: BLE001 (any import failure is a reason to skip)
+    except Exception as exc:  # any import failure (missing package, broken install) skips
         return None, f"TRL with PPO is not importable ({type(exc).__name__}: {exc})"
     if not hasattr(ppo, "PPOTrainer"):
         return None, f"trl {trl.__version__} has no trl.experimental.ppo.PPOTrainer"

@@ -164,7 +164,8 @@ def ppo_loss(
             metrics["ppo/value_clip_frac"] = mean(outside.to(pg.dtype))
     if out.entropy is not None:
         entropy = mean(out.entropy)
-        total = total - hp.ent_coef * entropy
+        if hp.ent_coef != 0:  # total - 0·H == total: skip the term, and its backward pass
+            total = total - hp.ent_coef * entropy
         metrics["ppo/entropy"] = entropy.detach()
     elif hp.ent_coef != 0:
         raise ValueError("ent_coef != 0 needs forward_fn to return entropy")
