@@ -9,7 +9,9 @@ Same work on both sides: the same random-init GPT-NeoX policy (its copy as the f
 a separate value model from the policy's backbone, the random-init toy RM, the same pool of toy
 prompts (64 per iteration at the toy shape), responses of at most --new-tokens with eos, temperature
 1, per-token k1 KL (0.05) in the reward, GAE, then 4 epochs x 2 minibatches of policy + value
-updates with AdamW at the same learning rate; one torch thread each.
+updates with AdamW at the same learning rate; one torch thread each. `--value-model head` runs
+ours with trlx's value head on the policy trunk instead (less work than TRL's separate network, so
+not the same work: reported apart).
   * toy shape: the toy world's policy (2 layers, d=64), 64 prompts x 24 tokens;
   * large shape: 6 layers, d=256, 128 prompts x 64 tokens (is the win only Python overhead?).
 Interleaving: TRL drives its own training loop; a callback at the end of each of its iterations
@@ -26,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -68,7 +71,7 @@ def make_policy_dir(shape: dict, root: Path) -> str:
     return str(save_model(GPTNeoXForCausalLM(config), tok, root / "policy"))
 
 
-def build_ours(shape: dict, policy_dir: str, rm_dir: str):
+def build_ours(shape: dict, policy_dir: str, rm_dir: str, value_model: str = "separate"):
     from goodhartlab.config.ppo_schema import PPOConfig
     from goodhartlab.recipes.ppo import build_state
     from goodhartlab.recipes.ppo_reward import load_reward_models
@@ -80,6 +83,7 @@ def build_ours(shape: dict, policy_dir: str, rm_dir: str):
     cfg.ppo.prompts_per_iteration = shape["prompts"]
     cfg.ppo.minibatch_size = shape["prompts"] // 2
     cfg.ppo.epochs = 4
+    cfg.ppo.value_model = value_model
     cfg.generation.max_new_tokens = shape["new_tokens"]
     cfg.generation.temperature = 1.0
     state = build_state(cfg, policy_dir, None)
@@ -171,7 +175,7 @@ def count_trl_tokens(ppo_trainer_module, alternate: Alternate) -> None:
     ppo_trainer_module.truncate_response = counted
 
 
-def compare(ppo, name: str, repeats: int) -> None:
+def compare(ppo, name: str, repeats: int, value_model: str) -> None:
     from transformers.trainer_callback import PrinterCallback
     from transformers.utils import logging as hf_logging
 
@@ -179,6 +183,7 @@ def compare(ppo, name: str, repeats: int) -> None:
     from goodhartlab.recipes.ppo_step import ppo_iteration
 
     hf_logging.set_verbosity_error()  # the value models' expected "fresh head" load reports
+    warnings.filterwarnings("ignore", category=FutureWarning)  # transformers' renamed arguments
 
     shape = SHAPES[name]
     with tempfile.TemporaryDirectory() as tmp:
@@ -186,7 +191,7 @@ def compare(ppo, name: str, repeats: int) -> None:
         policy_dir = make_policy_dir(shape, root)
         rm, rtok = load_reward_model("toy:rm", device="cpu", seed=1)
         rm_dir = str(save_reward_model(rm, rtok, root / "rm", 0.0, 1.0))
-        cfg, state, models = build_ours(shape, policy_dir, rm_dir)
+        cfg, state, models = build_ours(shape, policy_dir, rm_dir, value_model)
         dataset = trl_dataset(cfg, state, repeats + 1)
         trainer = build_trl(ppo, shape, policy_dir, rm_dir, dataset, cfg.ppo.lr, root)
         alternate = Alternate(
@@ -197,12 +202,12 @@ def compare(ppo, name: str, repeats: int) -> None:
         trainer.remove_callback(PrinterCallback)  # its per-iteration dict print is not the result
         count_trl_tokens(sys.modules[type(trainer).__module__], alternate)
         trainer.train()
-    report(name, shape, alternate)
+    report(f"{name} shape, ours with value_model={value_model}", shape, alternate)
 
 
 def report(name: str, shape: dict, alt: Alternate) -> None:
     """Drop the warm-up iteration; min and median s/iteration, tokens/s, the ratios, RSS."""
-    print(f"\n{name} shape: {shape['layers']} layers, d={shape['hidden']}, {shape['prompts']} "
+    print(f"\n{name}: {shape['layers']} layers, d={shape['hidden']}, {shape['prompts']} "
           f"prompts x <= {shape['new_tokens']} tokens, 4 epochs x 2 minibatches, 1 thread, "
           f"{len(alt.times['ours']) - 1} interleaved iterations after a warm-up")  # fmt: skip
     print(f"{'side':<8}{'min s/it':>10}{'median s/it':>13}{'tokens/it':>11}"
@@ -216,7 +221,7 @@ def report(name: str, shape: dict, alt: Alternate) -> None:
               f"{statistics.mean(tokens):>11.0f}{rate[side][0]:>16.0f}{rate[side][1]:>16.0f}"
               f"{alt.rss[side]:>13.0f}")  # fmt: skip
     best, typical = (rate["ours"][i] / rate["trl"][i] for i in (0, 1))
-    print(f"ratio ours / TRL (tokens/s), {name} shape: {best:.2f}x (best), {typical:.2f}x (median)")
+    print(f"ratio ours / TRL (tokens/s), {name}: {best:.2f}x (best), {typical:.2f}x (median)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", choices=[*SHAPES, "both"], default="both")
     parser.add_argument("--repeats", type=int, default=5, help="timed iterations per side")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--value-model", choices=["separate", "head"], default="separate",
+        help="ours: a separate value network (the same work as TRL's) or a head on the policy",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     ppo, reason = trl_ppo_or_reason()
     if ppo is None:
@@ -231,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     torch.set_num_threads(args.threads)
     for name in SHAPES if args.shape == "both" else [args.shape]:
-        compare(ppo, name, args.repeats)
+        compare(ppo, name, args.repeats, args.value_model)
     return 0
 
 
