@@ -1,6 +1,6 @@
 """Benchmark: environment steps per second, one at a time (gymnasium `step` loop) vs batched.
 
-Run:  PYTHONPATH=src python benchmarks/envs.py [--num-envs 64] [--steps 100] [--repeats 5]
+Run:  PYTHONPATH=src python benchmarks/envs.py [--num-envs 64] [--steps 300]
 
 For each env (tomato, glucose, pandemic; traffic at most --traffic-envs copies and 100 ticks, see
 `traffic`) and the same pre-drawn random actions:
@@ -49,7 +49,7 @@ def batched(vec: object, actions: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-envs", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=100, help="ticks (each = num_envs steps)")
+    parser.add_argument("--steps", type=int, default=300, help="ticks (each = num_envs steps)")
     parser.add_argument("--traffic-envs", type=int, default=8, help="SUMO copies (traffic)")
     parser.add_argument("--pandemic-steps", type=int, default=20, help="ticks for pandemic")
     args = parser.parse_args()
