@@ -44,8 +44,8 @@ demo: $(STAMP)
 # Speed benchmarks (each prints a ratio against a baseline run in the same process). The results
 # tables (benchmarks/*_table.py) are experiments of tens of minutes and are run by hand.
 # ppo_vs_trl (last: its large shape takes minutes per iteration) needs the [bench] extra (TRL
-# 1.0.0, installed here after torch); without it, it prints why it skipped. Each benchmark
-# interleaves its sides and prints min, median and peak RSS.
+# 1.0.0, installed here after torch); without it, it prints why it skipped. generate, ppo_step,
+# rm_score and ppo_vs_trl interleave their sides and print min, median and peak RSS.
 BENCHMARKS := generate bon ppo_step envs rm_score ppo_vs_trl
 BENCH_STAMP := $(VENV)/.goodhartlab-bench-installed
 $(BENCH_STAMP): $(STAMP) pyproject.toml
