@@ -14,6 +14,12 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import pytest
 
+from goodhartlab.runs.cpu_kernels import pin_cpu_kernels
+
+# the CLI's portable CPU kernels, pinned before any test runs a torch op (the in-process recipe
+# tests then build the same models as `goodhart` in a subprocess)
+pin_cpu_kernels()
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread() -> None:

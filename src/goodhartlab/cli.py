@@ -158,7 +158,13 @@ def set_cpu_threads() -> int:
     threads per process on a busy 2-core machine, OpenMP's spinning made a toy PPO step ~15x
     slower (measured: 127 ms vs 1.96 s for one forward+backward). Raise it for real models on CPU;
     on a GPU it does not matter.
+
+    It first pins the CPU kernels (`runs.cpu_kernels`: the same numbers on any x86 machine),
+    which must happen before torch runs its first op.
     """
+    from goodhartlab.runs.cpu_kernels import pin_cpu_kernels
+
+    pin_cpu_kernels()
     import torch
 
     threads = int(os.environ.get("GOODHART_THREADS", "1"))
@@ -186,7 +192,9 @@ def run_command(command: str, argv: Sequence[str]) -> int:
         recipe.run(cfg, run_dir, resume=args.resume)
     except Exception:  # GoodhartError or not: main prints it; a fresh run leaves no blocker
         if distributed.is_main_process():
-            _discard_if_nothing_to_resume(run_dir, fresh=fresh, keep_dir=kept)
+            worth_keeping = getattr(recipe, "worth_keeping", None)
+            keep = worth_keeping is not None and worth_keeping(cfg, run_dir)
+            _discard_if_nothing_to_resume(run_dir, fresh=fresh, keep_dir=kept, keep=keep)
         raise
     distributed.finish()
     if distributed.is_main_process():
@@ -211,21 +219,31 @@ def _join_processes(command: str, cfg) -> None:
     distributed.init(getattr(cfg, "device", "auto"))
 
 
-def _discard_if_nothing_to_resume(run_dir, fresh: bool, keep_dir: bool = False) -> None:
+def _discard_if_nothing_to_resume(
+    run_dir, fresh: bool, keep_dir: bool = False, keep: bool = False
+) -> None:
     """A fresh run that failed on bad input before its first checkpoint leaves no directory.
 
     Why: a half-made run dir would block the corrected rerun ("not empty") and could be mistaken
-    for results. A run that has checkpoints is kept, so `--resume` can continue it.
+    for results. A run that has checkpoints is kept, so `--resume` can continue it, and so is one
+    whose recipe says it holds finished work (`worth_keeping`: bon's drawn samples); a note says so.
     """
     import shutil
 
+    if not fresh:
+        return
     # Anywhere below RUN: train-rm keeps checkpoints per member, and a demo or sweep keeps its
     # finished child runs (their job.log) that the error message points at.
     resumable = ("**/trainer_state.json", "**/job.log")
-    if fresh and not any(next(run_dir.path.glob(p), None) for p in resumable):
-        shutil.rmtree(run_dir.path, ignore_errors=True)
-        if keep_dir:
-            run_dir.path.mkdir(parents=True, exist_ok=True)
+    if keep or any(next(run_dir.path.glob(p), None) for p in resumable):
+        # on stdout: stderr keeps its one error line
+        print(
+            f"goodhart: note: kept {run_dir.path}: it holds finished work that --resume continues"
+        )
+        return
+    shutil.rmtree(run_dir.path, ignore_errors=True)
+    if keep_dir:
+        run_dir.path.mkdir(parents=True, exist_ok=True)
 
 
 def validate(argv: Sequence[str]) -> int:

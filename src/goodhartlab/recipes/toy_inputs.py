@@ -21,8 +21,18 @@ from goodhartlab.runs import RunDir
 
 TOY_SFT = "toy:sft"
 # Bumped whenever the toy world or the recipes' defaults change what a cached model would be,
-# so a stale cache is never reused (v2: the teacher lists items in canonical order).
-CACHE_VERSION = 2
+# so a stale cache is never reused (v2: the teacher lists items in canonical order; v3: built with
+# portable CPU kernels, runs.cpu_kernels, so every x86 machine builds the same models).
+CACHE_VERSION = 3
+
+
+def cache_tag() -> str:
+    """`v3`, or `v3-native` for models built with this machine's own kernel choice (which another
+    machine would not reproduce), so the two never stand in for each other."""
+    from goodhartlab.runs.cpu_kernels import kernels_in_force
+
+    native = "-native" if kernels_in_force() == "native" else ""
+    return f"v{CACHE_VERSION}{native}"
 
 
 def cache_root() -> Path:
@@ -47,7 +57,7 @@ def cached_toy_sft(seed: int = 0) -> Path:
     """Directory of the toy SFT policy for `seed`, training it (resumably) when missing."""
     from goodhartlab.recipes import sft
 
-    out = cache_root() / f"toy-sft-v{CACHE_VERSION}-seed{seed}"
+    out = cache_root() / f"toy-sft-{cache_tag()}-seed{seed}"
     model = sft.model_path(out)
     with _locked(out):
         if (model / "config.json").exists():
@@ -73,7 +83,7 @@ def cached_toy_rm_ensemble() -> Path:
     """Run dir of the toy 5-seed reward-model ensemble (train-rm defaults), trained once."""
     from goodhartlab.recipes import train_rm
 
-    out = cache_root() / f"toy-rm-ensemble-v{CACHE_VERSION}"
+    out = cache_root() / f"toy-rm-ensemble-{cache_tag()}"
     with _locked(out):
         if (out / "ensemble.json").exists():
             return out
