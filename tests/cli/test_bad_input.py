@@ -48,6 +48,8 @@ RANGES = [
     ("bon", "generate.n_samples=0", "field 'generate.n_samples': 0 is out of range (allowed: [1, inf))"),
     ("orpo", "ppo.minibatch_size=0", "field 'ppo.minibatch_size': 0 is out of range (allowed: [1, inf))"),
     ("evaluate", "n_prompts=-1", "field 'n_prompts': -1 is out of range (allowed: [1, inf))"),
+    ("toyworld", "world.n_train_demos=-1", "field 'world.n_train_demos': -1 is out of range (allowed: [1, inf))"),
+    ("sft", "data.toy.n_eval_pairs=0", "field 'data.toy.n_eval_pairs': 0 is out of range (allowed: [1, inf))"),
 ]  # fmt: skip
 
 
@@ -336,3 +338,38 @@ def test_an_empty_prompts_file_fails_evaluate_before_the_policy_loads(tiny_ppo_m
     _empty_prompts_fail_before_loading(
         monkeypatch, tmp_path, capsys, evaluate, "load_policy", "evaluate", argv
     )
+
+
+def test_a_failed_fresh_bon_keeps_the_samples_it_drew(
+    tiny_ppo_models, nan_rm, tmp_path, capsys
+) -> None:
+    """Minutes of sampling are not thrown away with the error: the run dir stays for --resume."""
+    out = tmp_path / "bon"
+    args = ["bon", "--config", "smoke", "device=cpu", f"generate.policy={tiny_ppo_models / 'policy'}",
+            "generate.n_prompts=2", "generate.n_samples=4", "generate.sampling.max_new_tokens=6",
+            "sample_ns=[1,2]", f"reward_models=[{nan_rm}]", "--out", str(out)]  # fmt: skip
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines()[-1] == (  # after the sampling bar
+        f"goodhart bon: error: reward model {nan_rm.resolve()}: its score is not finite for "
+        "answer 0 (nan)"
+    )
+    assert f"goodhart: note: kept {out}: it holds finished work that --resume continues" in (
+        captured.out
+    )
+    rows = (out / "scored_generations.jsonl").read_text().splitlines()
+    assert len(rows) == 2 and len(json.loads(rows[0])["answers"]) == 4
+
+
+def test_bon_fails_on_a_missing_rm_before_sampling(tmp_path, capsys, monkeypatch) -> None:
+    from goodhartlab.recipes import bon
+
+    def must_not_sample(cfg):
+        raise AssertionError("sampled before the reward models were checked")
+
+    monkeypatch.setattr(bon, "sample_generations", must_not_sample)
+    out = tmp_path / "bon"
+    missing = tmp_path / "no_such_rm"
+    assert main(["bon", "--config", "smoke", f"reward_models=[{missing}]", "--out", str(out)]) != 0
+    assert str(missing) in _err(capsys)
+    assert not out.exists()

@@ -150,18 +150,20 @@ def test_the_ray_backend_gives_the_same_table(
 
 
 def test_failed_jobs_are_listed_and_raise_after_the_rest(tmp_path) -> None:
-    """toyworld jobs (no regularizers): a negative size fails at run time, not in the config."""
+    """toyworld jobs (no regularizers): a size too big for memory is valid config and fails at
+    run time (a negative one is caught by the config ranges, before any job starts)."""
+    huge = 10**13
     overrides = ["regularizers=[]", "command=toyworld", "seed_key=world.seed", "seeds=[0, 1]",
-                 "grid={world.n_train_demos: [300, -1]}"]  # fmt: skip
+                 f"grid={{world.n_train_demos: [300, {huge}]}}"]  # fmt: skip
     cfg = load_config(SweepConfig, SMOKE, overrides)
     run_dir = RunDir.prepare(tmp_path / "s", "sweep\n")
-    with pytest.raises(JobsFailed, match=r"^2 of 4 jobs failed \(first: n_train_demos--1/seed0: "
-                       r"ValueError: negative dimensions are not allowed\); logs: "):  # fmt: skip
+    with pytest.raises(JobsFailed, match=rf"^2 of 4 jobs failed \(first: n_train_demos-{huge}/seed0: "
+                       r"MemoryError: Unable to allocate .*\); logs: "):  # fmt: skip
         sweep.run(cfg, run_dir)
     summary = json.loads((run_dir.path / sweep.SUMMARY_FILE).read_text())
     status = {j["name"]: (j["status"], j["error"]) for j in summary["jobs"]}
     assert status["n_train_demos-300/seed1"] == ("done", None)
-    assert status["n_train_demos--1/seed1"][0] == "failed"
+    assert status[f"n_train_demos-{huge}/seed1"][0] == "failed"
     ok, bad = summary["table"]
     assert ok["n"] == 2 and "teacher.gold_mean" in ok["metrics"]
     assert bad["n"] == 0 and bad["metrics"] == {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from goodhartlab.config.ranges import POSITIVE, UNIT
+from goodhartlab.config.ranges import AT_LEAST_1, POSITIVE, UNIT
 
 
 @dataclass
@@ -16,11 +16,9 @@ class ToyWorldSpec:
     """Sizes and noise of the generated toy data."""
 
     seed: int = 0
-    n_train_demos: int = 20000
-    n_eval_prompts: int = 512
-    n_train_pairs: int = 16000
-    n_eval_pairs: int = 2000
-    # Sizes have no range here: tests/recipes/test_sweep.py relies on a negative size failing
-    # at run time (as a failed job), not in the config.
+    n_train_demos: int = field(default=20000, metadata={"range": AT_LEAST_1})
+    n_eval_prompts: int = field(default=512, metadata={"range": AT_LEAST_1})
+    n_train_pairs: int = field(default=16000, metadata={"range": AT_LEAST_1})
+    n_eval_pairs: int = field(default=2000, metadata={"range": AT_LEAST_1})
     label_temperature: float = field(default=1.0, metadata={"range": POSITIVE})
     label_flip_prob: float = field(default=0.25, metadata={"range": UNIT})

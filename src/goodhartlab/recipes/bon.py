@@ -249,11 +249,18 @@ def print_table(curves: dict[str, list[dict]]) -> None:
         console.print(table)
 
 
+def worth_keeping(cfg: BonConfig, run_dir: RunDir) -> bool:
+    """Whether a failed fresh run keeps its dir: yes once it has drawn its own samples (minutes of
+    generation that `--resume` reuses); a copy of the user's `generations` file is not worth it."""
+    return cfg.generations is None and run_dir.file(SCORED_FILE).exists()
+
+
 def run(cfg: BonConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole recipe; returns the summary also written to RUN/bon_summary.json."""
     check_config(cfg)
     # step 1. the scored generations: a resumed run keeps its own, else a given file, else sample
     stored = run_dir.file(SCORED_FILE)
+    members = resolve_members(cfg.reward_models, cfg.seeds)  # bad RM paths fail before sampling
     if resume and stored.exists():
         scored, from_file = load_scored(stored), True
     elif cfg.generations is not None:
@@ -265,7 +272,6 @@ def run(cfg: BonConfig, run_dir: RunDir, resume: bool = False) -> dict:
         score_gold(cfg, scored, from_file)
     save_scored(run_dir, scored)
     # step 2. every RM member's proxy scores (stored with the generations, so scored once)
-    members = resolve_members(cfg.reward_models, cfg.seeds)
     score_proxies(cfg, run_dir, scored, members)
     # step 3. the unbiased best-of-n curve per member and per ensemble objective
     curves = compute_curves(cfg, scored, members)
