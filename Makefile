@@ -15,7 +15,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLBACKEND := Agg
 
-.PHONY: setup test lint format demo bench clean
+.PHONY: setup test lint format demo bench results clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,12 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 bench: $(BENCH_STAMP)
 	@for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; $(PY) benchmarks/$$b.py || exit 1; done
+
+# Every results table in docs/, regenerated (hours on two cores; resumable: rerun to continue).
+# docs/reproducibility.md says why the numbers are the same on any x86 machine.
+RESULTS_OUT ?= runs/results
+results: $(STAMP)
+	$(PY) benchmarks/results.py --out $(RESULTS_OUT)
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache
