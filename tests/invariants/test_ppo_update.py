@@ -122,7 +122,7 @@ def test_coefficient_zero_equals_plain_ppo(divergence) -> None:
     torch.testing.assert_close(zero.w, plain.w, rtol=0, atol=1e-12)
     torch.testing.assert_close(zero.v, plain.v, rtol=0, atol=1e-12)
     assert zero_metrics["loss/total"] == pytest.approx(plain_metrics["loss/total"], abs=1e-12)
-    assert zero_metrics["regularization/kl"] > 0
+    assert zero_metrics["regularizer/kl"] > 0
 
 
 def test_batch_errors_are_reported() -> None:

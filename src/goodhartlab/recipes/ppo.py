@@ -12,6 +12,7 @@ write `ppo_summary.json`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from goodhartlab.analysis.plots import GoldCurve, curves, overoptimization
 from goodhartlab.config.ppo_schema import PPOConfig
 from goodhartlab.config.seed_paths import expand_seeds
 from goodhartlab.core.length import RunningRewardStats
+from goodhartlab.core.regularize import KLController
 from goodhartlab.data.formats import load_prompts
 from goodhartlab.errors import ConfigError
 from goodhartlab.models import freeze, load_policy, lora, save_model
@@ -37,15 +39,24 @@ from goodhartlab.recipes.ppo_eval import eval_prompts, evaluate_policy, write_ev
 from goodhartlab.recipes.ppo_reward import load_reward_models
 from goodhartlab.recipes.ppo_step import (
     PPOState,
-    initial_controller,
     ppo_iteration,
-    restore_controller,
 )
 from goodhartlab.recipes.toy_inputs import resolve_source
 from goodhartlab.runs import RunDir
 from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
 from goodhartlab.runs.progress import progress_bar
 from goodhartlab.runs.seeding import derive_seed
+
+
+def initial_controller(cfg: PPOConfig) -> KLController:
+    """The regularizer's coefficient controller (fixed, or adaptive toward `target`)."""
+    reg = cfg.regularizer
+    return KLController(reg.coef, reg.target, reg.horizon)
+
+
+def restore_controller(cfg: PPOConfig, coef: float) -> KLController:
+    """The controller of a resumed run: the saved coefficient, the config's schedule."""
+    return replace(initial_controller(cfg), coef=coef)
 
 
 def check_config(cfg: PPOConfig) -> None:

@@ -9,16 +9,42 @@ the SFT policy whatever is optimized, 9 adapt the KL coefficient.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from goodhartlab.config.ppo_schema import PPOConfig
+from goodhartlab.core.advantages import gae
+from goodhartlab.core.divergences import chi2
 from goodhartlab.core.length import RunningRewardStats
-from goodhartlab.core.regularize import KLController
-from goodhartlab.rollout.llm import SequenceBatch
+from goodhartlab.core.regularize import (
+    KLController,
+    per_sequence_kl,
+    place_terminal,
+    sequence_log_ratio,
+    token_rewards,
+    update_kl_coef,
+)
+from goodhartlab.data.encoding import decode_responses, encode_prompts
+from goodhartlab.recipes.ppo_reward import (
+    omit_long_index,
+    score_metrics,
+    score_responses,
+    training_scores,
+)
+from goodhartlab.rl.ppo_update import (
+    ForwardOut,
+    PPOHyperparams,
+    SequencePPOBatch,
+    divergence_loss_fn,
+    ppo_update,
+)
+from goodhartlab.rollout.generate import sample
+from goodhartlab.rollout.llm import SequenceBatch, policy_pass, value_pass
+from goodhartlab.runs.seeding import derive_seed
+from goodhartlab.toyworld.teacher import sample_prompts
 
 
 @dataclass
@@ -41,12 +67,11 @@ class PPOState:
 
 def iteration_generator(seed: int, iteration: int, device: torch.device) -> torch.Generator:
     """A generator per (seed, iteration): resumed runs draw exactly what the first run drew."""
-    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + iteration)
+    return torch.Generator(device=device).manual_seed(derive_seed(seed, "ppo/iteration", iteration))
 
 
 def draw_prompts(cfg: PPOConfig, iteration: int, pool: list[str] | None) -> list[str]:
     """Toy prompts from a (seed, iteration) stream, or a seeded draw from the prompt file."""
-    from goodhartlab.toyworld.teacher import sample_prompts
 
     rng = np.random.default_rng([cfg.seed, iteration, 7])
     n = cfg.ppo.prompts_per_iteration
@@ -60,7 +85,6 @@ def policy_and_values(state: PPOState, batch: SequenceBatch, temperature: float)
 
     Shape: -> (PolicyPass with (B, T) tensors, values (B, T)); grad as the caller enables it.
     """
-    from goodhartlab.rollout.llm import policy_pass, value_pass
 
     head = state.value_head
     out = policy_pass(state.policy, batch, temperature, want_hidden=head is not None)
@@ -71,7 +95,6 @@ def policy_and_values(state: PPOState, batch: SequenceBatch, temperature: float)
 
 def forward_fn(state: PPOState, temperature: float):
     """`rl.ppo_update`'s forward: logprobs, values and entropy of a minibatch (with grad)."""
-    from goodhartlab.rl.ppo_update import ForwardOut
 
     def forward(minibatch: dict[str, torch.Tensor]) -> ForwardOut:
         batch = SequenceBatch(
@@ -96,7 +119,6 @@ def _old_and_ref(
     distribution (temperature 1, no top-k/top-p) and no value head needs the hidden states; the
     KV-cache and full-pass logprobs agree to ~1e-6 (tests/rollout/test_generate.py).
     """
-    from goodhartlab.rollout.llm import policy_pass, value_pass
 
     ref = policy_pass(state.reference, batch, temperature).logprobs
     if sampled is not None and state.value_head is None:
@@ -109,8 +131,6 @@ def divergence_metrics(
     logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor
 ) -> dict[str, float]:
     """Per-sequence KL (k1, k2, k3 sums), sequence-level χ² and √χ², √KL: batch means."""
-    from goodhartlab.core.divergences import chi2
-    from goodhartlab.core.regularize import per_sequence_kl, sequence_log_ratio
 
     kls = {
         k: float(per_sequence_kl(logprobs, ref_logprobs, mask, k).mean())
@@ -126,7 +146,6 @@ def divergence_metrics(
 
 
 def _token_rewards(cfg: PPOConfig, state: PPOState, scores, old, ref, mask) -> torch.Tensor:
-    from goodhartlab.core.regularize import place_terminal, token_rewards
 
     reg = cfg.regularizer
     kl_in_reward = reg.kind == "kl" and reg.placement == "reward"
@@ -154,9 +173,6 @@ def collect_rollout(
 ) -> Rollout:
     """Step 1 draw prompts and sample, step 2 omit truncated samples if asked, step 3 the
     rollout-time logprobs (the sampler's own where exact), reference logprobs and values."""
-    from goodhartlab.data.encoding import encode_prompts
-    from goodhartlab.recipes.ppo_reward import omit_long_index
-    from goodhartlab.rollout.generate import sample
 
     gen, tok = cfg.generation, state.tokenizer
     prompts = draw_prompts(cfg, iteration, pool)
@@ -178,20 +194,18 @@ def collect_rollout(
 
 
 def _hyperparams(cfg: PPOConfig):
-    from goodhartlab.rl.ppo_update import PPOHyperparams
 
-    hp = cfg.ppo
+    ppo_cfg = cfg.ppo
     return PPOHyperparams(
-        epochs=hp.epochs, minibatch_size=hp.minibatch_size, clip_eps=hp.clip_eps,
-        clip_eps_value=hp.clip_eps_value, vf_coef=hp.vf_coef, ent_coef=hp.ent_coef,
-        max_grad_norm=hp.max_grad_norm, whiten_advantages=hp.whiten_advantages,
-        target_kl=hp.target_kl,
+        epochs=ppo_cfg.epochs, minibatch_size=ppo_cfg.minibatch_size, clip_eps=ppo_cfg.clip_eps,
+        clip_eps_value=ppo_cfg.clip_eps_value, vf_coef=ppo_cfg.vf_coef, ent_coef=ppo_cfg.ent_coef,
+        max_grad_norm=ppo_cfg.max_grad_norm, whiten_advantages=ppo_cfg.whiten_advantages,
+        target_kl=ppo_cfg.target_kl,
     )  # fmt: skip
 
 
 def update_policy(cfg: PPOConfig, state: PPOState, ro: Rollout, adv, generator) -> dict:
     """Step 7: `rl.ppo_update` on the typed batch, with the in-loss divergence when asked."""
-    from goodhartlab.rl.ppo_update import SequencePPOBatch, divergence_loss_fn, ppo_update
 
     reg = cfg.regularizer
     extra = None
@@ -208,26 +222,22 @@ def update_policy(cfg: PPOConfig, state: PPOState, ro: Rollout, adv, generator) 
 
 
 def ppo_iteration(
-    cfg: PPOConfig, state: PPOState, rewards_models: Any, iteration: int, pool: list[str] | None
+    cfg: PPOConfig, state: PPOState, reward_models: Any, iteration: int, pool: list[str] | None
 ) -> dict[str, float]:
     """Run one iteration in place on `state`; returns its metrics."""
-    from goodhartlab.core.advantages import gae
-    from goodhartlab.core.regularize import update_kl_coef
-    from goodhartlab.data.encoding import decode_responses
-    from goodhartlab.recipes.ppo_reward import score_metrics, score_responses, training_scores
 
     generator = iteration_generator(cfg.seed, iteration, state.device)
     ro = collect_rollout(cfg, state, iteration, pool, generator)  # steps 1-3
     # step 4: score (proxy, gold) and shape the reward
     mask = ro.batch.response_mask
     texts = decode_responses(state.tokenizer, ro.batch.response_ids, mask)
-    scores = score_responses(cfg.reward, rewards_models, ro.prompts, texts, ro.ended.tolist())
+    scores = score_responses(cfg.reward, reward_models, ro.prompts, texts, ro.ended.tolist())
     lengths = mask.sum(dim=1)
     shaped, state.reward_stats = training_scores(cfg.reward, scores, lengths, state.reward_stats)
     # step 5: per-token rewards; step 6: GAE
     rewards = _token_rewards(cfg, state, shaped, ro.old_logprobs, ro.ref_logprobs, mask)
-    hp = cfg.ppo
-    adv = gae(rewards, ro.old_values, gamma=hp.gamma, gae_lambda=hp.gae_lambda, mask=mask)
+    ppo_cfg = cfg.ppo
+    adv = gae(rewards, ro.old_values, gamma=ppo_cfg.gamma, gae_lambda=ppo_cfg.gae_lambda, mask=mask)
     metrics = update_policy(cfg, state, ro, adv, generator)  # step 7
     divergences = divergence_metrics(ro.old_logprobs, ro.ref_logprobs, mask)  # step 8
     n = len(ro.prompts)
@@ -241,12 +251,3 @@ def ppo_iteration(
         **divergences,
         **metrics,
     }
-
-
-def initial_controller(cfg: PPOConfig) -> KLController:
-    reg = cfg.regularizer
-    return KLController(reg.coef, reg.target, reg.horizon)
-
-
-def restore_controller(cfg: PPOConfig, coef: float) -> KLController:
-    return replace(initial_controller(cfg), coef=coef)

@@ -283,7 +283,7 @@ def divergence_loss_fn(
     Reads `ref_logprobs` (B, T) and `mask` from the minibatch and the current logprobs from
     forward_fn. "kl" and "chi2" are row means and add up exactly under gradient accumulation;
     "sqrt_chi2" takes the root after the mean, so it depends on the micro-batch size (as in the
-    seed, where it depends on the minibatch size). Logs regularization/{kl, chi2,
+    seed, where it depends on the minibatch size). Logs regularizer/{kl, chi2,
     ratio_clipfrac, inv_ratio_clipfrac}.
     """
 
@@ -293,10 +293,10 @@ def divergence_loss_fn(
         seq = sequence_log_ratio(out.logprobs, minibatch["ref_logprobs"], minibatch["mask"])
         penalty = loss_penalty(seq, divergence, coef, limit, floor)
         return penalty.loss, {
-            "regularization/kl": penalty.kl,
-            "regularization/chi2": penalty.chi2,
-            "regularization/ratio_clipfrac": penalty.ratio_clipfrac,
-            "regularization/inv_ratio_clipfrac": penalty.inv_ratio_clipfrac,
+            "regularizer/kl": penalty.kl,
+            "regularizer/chi2": penalty.chi2,
+            "regularizer/ratio_clipfrac": penalty.ratio_clipfrac,
+            "regularizer/inv_ratio_clipfrac": penalty.inv_ratio_clipfrac,
         }
 
     return extra
