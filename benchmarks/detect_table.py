@@ -206,6 +206,9 @@ if __name__ == "__main__":
     parser.add_argument("--table", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    from goodhartlab.runs.cpu_kernels import pin_cpu_kernels
+
+    pin_cpu_kernels()  # as `goodhart` does (its jobs pin their own): same numbers on any x86
     if args.run:
         run_study(args.demo, args.study, args.workers)
     if args.table:

@@ -58,6 +58,9 @@ def method_overrides(method: str, coef: float) -> list[str]:
 
 
 def _job(args: tuple) -> dict:
+    from goodhartlab.runs.cpu_kernels import pin_cpu_kernels
+
+    pin_cpu_kernels()  # as `goodhart` does: the same numbers on any x86 machine
     import torch
 
     torch.set_num_threads(1)
