@@ -133,3 +133,14 @@ def test_presets_load_and_toy_equals_defaults() -> None:
             assert cfg == OrpoConfig()
     with pytest.raises(ConfigError, match="om_divergence_coeffs"):
         load_config(OrpoConfig, None, ["om_divergence_coeffs=[1.0, 2.0]"])
+
+
+def test_reward_fun_true_is_text_on_the_command_line(capsys) -> None:
+    """docs/orpo.md's `goodhart orpo reward_fun=true`: YAML reads a bare `true` as a bool, which a
+    plain str field refused ('expected str, got true (bool)'); the choices accept it as text."""
+    from goodhartlab.cli import main
+
+    assert main(["validate", "orpo", "reward_fun=true", "om_divergence_coeffs=[0]"]) == 0
+    assert "reward_fun: 'true'" in capsys.readouterr().out  # the resolved config: text
+    assert main(["validate", "orpo", "reward_fun=bogus"]) == 2
+    assert "bad choice 'bogus' (allowed: proxy, true)" in capsys.readouterr().err

@@ -17,6 +17,10 @@ from goodhartlab.config.ranges import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT
 from goodhartlab.config.schemas import _f
 from goodhartlab.envs import ENV_NAMES, ENVS
 
+# every env's reward functions, as choices: `reward_fun=true` on the command line is then the
+# text "true" (a plain str field would read it as a YAML bool); per-env validity is checked below
+REWARD_FUNS = tuple(sorted({name for info in ENVS.values() for name in info.reward_funs}))
+
 
 @dataclass
 class OrpoPPOConfig:
@@ -70,7 +74,9 @@ class EvalConfig:
 class OrpoConfig:
     algo: Literal["orpo", "bc"] = _f("orpo", "orpo = (regularized) PPO; bc = clone a controller")
     env: Literal[ENV_NAMES] = _f("tomato", "environment (a key of envs.ENVS)")
-    reward_fun: str = _f("proxy", "training reward (one of the env's reward_funs: proxy, true)")
+    reward_fun: Literal[REWARD_FUNS] = _f(  # type: ignore[valid-type]
+        "proxy", "training reward (one of the env's reward_funs: proxy, true)"
+    )
     env_horizon: int | None = _f(
         None, "episode length override (null = the env's)", range=AT_LEAST_1
     )
