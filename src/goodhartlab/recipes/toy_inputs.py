@@ -18,6 +18,7 @@ from pathlib import Path
 from goodhartlab.config import dump_config
 from goodhartlab.config.schemas import SFTConfig, TrainRMConfig
 from goodhartlab.runs import RunDir
+from goodhartlab.runs.cpu_kernels import pin_cpu_kernels
 
 TOY_SFT = "toy:sft"
 # Bumped whenever the toy world or the recipes' defaults change what a cached model would be,
@@ -28,10 +29,11 @@ CACHE_VERSION = 3
 
 def cache_tag() -> str:
     """`v3`, or `v3-native` for models built with this machine's own kernel choice (which another
-    machine would not reproduce), so the two never stand in for each other."""
-    from goodhartlab.runs.cpu_kernels import kernels_in_force
+    machine would not reproduce), so the two never stand in for each other.
 
-    native = "-native" if kernels_in_force() == "native" else ""
+    It pins the kernels itself (idempotent): a notebook that builds the cache without going
+    through the CLI must not file a natively built model under the portable name."""
+    native = "-native" if pin_cpu_kernels() == "native" else ""
     return f"v{CACHE_VERSION}{native}"
 
 
