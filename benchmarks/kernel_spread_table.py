@@ -21,10 +21,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from goodhart_runs import run_goodhart  # benchmarks/, beside this script
 
 # name -> (GOODHART_CPU_KERNELS, what the emulated machine's libraries may use)
 VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
@@ -48,30 +49,18 @@ CLEARED = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS
 FIGURES = ("sft_gold", "rm_accuracy_vs_gold", "none_peak_gold", "none_final_gold", "kl_final_gold")
 
 
-def goodhart(args: list[str], env: dict[str, str], out: Path, summary: str) -> dict:
-    """One `goodhart` command, reused when its summary exists."""
-    path = out / summary
-    if not path.exists():
-        resume = ["--resume"] if (out / "config.yaml").exists() else []
-        cmd = [sys.executable, "-m", "goodhartlab", *args, "--out", str(out), *resume]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    return json.loads(path.read_text())
-
-
 def one_variant(root: Path, mode: str, caps: dict[str, str], quick: bool) -> dict[str, float]:
     """The chain's figures under one emulated machine, with its own fresh toy-model cache."""
     env = {k: v for k, v in os.environ.items() if k not in CLEARED}
     env |= {"GOODHART_CPU_KERNELS": mode, "GOODHART_CACHE": str(root / "cache"), **caps}
     env |= {"GOODHART_THREADS": "1", "OMP_NUM_THREADS": "1"}
     preset = ["--config", "smoke"] if quick else []
-    rm = goodhart(["train-rm", *preset], env, root / "rm", "rm_summary.json")
+    rm, _ = run_goodhart(["train-rm", *preset], root / "rm", "rm_summary.json", env)
     member = next(iter(rm["members"].values()))
     ppo = [*preset, f"reward.reward_models=[{root / 'rm'}]"]
-    none = goodhart(["ppo", *ppo], env, root / "ppo-none", "ppo_summary.json")
+    none, _ = run_goodhart(["ppo", *ppo], root / "ppo-none", "ppo_summary.json", env)
     kl = ["regularizer.kind=kl", "regularizer.placement=reward", "regularizer.coef=0.2"]
-    kl_run = goodhart(["ppo", *ppo, *kl], env, root / "ppo-kl", "ppo_summary.json")
+    kl_run, _ = run_goodhart(["ppo", *ppo, *kl], root / "ppo-kl", "ppo_summary.json", env)
     sft = next((root / "cache").glob("toy-sft-*/sft_summary.json"), None)
     return {
         "sft_gold": json.loads(sft.read_text())["gold_mean"] if sft else float("nan"),
@@ -87,6 +76,8 @@ def markdown(rows: dict[str, dict[str, float]]) -> str:
     lines += [f"| {name} | " + " | ".join(f"{r[f]:.3f}" for f in FIGURES) + " |"
               for name, r in rows.items()]  # fmt: skip
     native = [r for name, r in rows.items() if name.startswith("native")]
+    if len(native) < 2:  # a spread needs two machines
+        return "\n".join(lines) + "\n"
     spread = {f: max(r[f] for r in native) - min(r[f] for r in native) for f in FIGURES}
     sd = {f: statistics.stdev(r[f] for r in native) for f in FIGURES}
     lines.append("| spread of the native rows (max − min) | "
@@ -99,14 +90,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/kernel_spread")
     parser.add_argument("--quick", action="store_true", help="smoke presets (seconds)")
+    parser.add_argument(
+        "--variants", type=int, nargs="+", help="indices of VARIANTS to run (default: all)"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     rows: dict[str, dict[str, float]] = {}
     for i, (name, (mode, caps)) in enumerate(VARIANTS.items()):
+        if args.variants is not None and i not in args.variants:
+            continue
         start = time.perf_counter()
         rows[name] = one_variant(out / f"variant{i}", mode, caps, args.quick)
         print(f"{name}: {rows[name]} ({time.perf_counter() - start:.0f} s)", flush=True)
-    portable = [r for name, r in rows.items() if name.startswith("portable")]
+    portable = [r for name, r in rows.items() if name.startswith("portable")] or [{}]
     table = markdown(rows)
     print(table)
     print("portable rows equal:", all(r == portable[0] for r in portable))

@@ -14,13 +14,12 @@ table as Markdown to OUT/table.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from goodhart_runs import run_goodhart  # benchmarks/, beside this script
 
 METHODS = {
     "none": [],
@@ -33,17 +32,8 @@ COLUMNS = ("peak_gold", "final_gold", "final_sqrt_kl", "final_length")
 
 
 def one_run(out: Path, args: list[str]) -> tuple[dict, float]:
-    summary = out / "ppo_summary.json"
-    if summary.exists():
-        return json.loads(summary.read_text()), float("nan")
-    start = time.perf_counter()
     env = {**os.environ, "GOODHART_THREADS": "1"}
-    cmd = [sys.executable, "-m", "goodhartlab", "ppo", "--out", str(out), *args]
-    resume = ["--resume"] if (out / "config.yaml").exists() else []
-    proc = subprocess.run([*cmd, *resume], env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    return json.loads(summary.read_text()), time.perf_counter() - start
+    return run_goodhart(["ppo", *args], out, "ppo_summary.json", env)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-GOODHART = [sys.executable, "-m", "goodhartlab"]
+from goodhart_runs import GOODHART, resume_flag  # benchmarks/, beside this script
+
 PY = [sys.executable]
 
 
@@ -85,9 +86,7 @@ def command(step: Step, root: Path) -> list[str]:
 def resumable(step: Step, root: Path, argv: list[str]) -> list[str]:
     """A `goodhart` command whose run dir already has a config resumes it (after a kill)."""
     is_goodhart = argv[: len(GOODHART)] == GOODHART
-    if is_goodhart and (root / step.name / "config.yaml").exists():
-        return [*argv, "--resume"]
-    return argv
+    return [*argv, *resume_flag(root / step.name)] if is_goodhart else argv
 
 
 def run_step(step: Step, root: Path) -> float:

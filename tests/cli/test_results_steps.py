@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_results():
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # its sibling goodhart_runs, as when run
     spec = importlib.util.spec_from_file_location("results", ROOT / "benchmarks" / "results.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["results"] = module  # dataclasses look their module up
