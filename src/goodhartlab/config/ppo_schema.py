@@ -94,6 +94,23 @@ class PPOHyperConfig:
 
 
 @dataclass
+class RolloutGenerationConfig(GenerationConfig):
+    """Rollout sampling, plus which engine samples (evaluation always uses ours)."""
+
+    backend: Literal["transformers", "vllm"] = _f(
+        "transformers",
+        "rollout sampler: ours (transformers models), or vLLM (installed, on a CUDA GPU; the "
+        "policy's weights are pushed into its engine after every update)",
+    )
+    vllm_memory: float = _f(
+        0.3,
+        "vLLM backend: fraction of GPU memory its engine may take (its weight copy and KV "
+        "cache); the policy, reference, value model and optimizer need the rest",
+        range=UNIT,
+    )
+
+
+@dataclass
 class PPOEvalConfig:
     every: int = _f(
         10, "iterations between evaluations (0 = only start and end)", range=NON_NEGATIVE
@@ -114,7 +131,7 @@ class PPOConfig:
     )
     prompts: str = _f("toy", "'toy' (toy prompts) or a prompt file (column `prompt`)")
     template: str | None = _f(None, "policy prompt template; default: tokenizer's chat template")
-    generation: GenerationConfig = _f(GenerationConfig, "rollout sampling")
+    generation: RolloutGenerationConfig = _f(RolloutGenerationConfig, "rollout sampling")
     reward: PPORewardConfig = _f(PPORewardConfig, "what is optimized")
     regularizer: RegularizerConfig = _f(RegularizerConfig, "divergence to the SFT policy")
     ppo: PPOHyperConfig = _f(PPOHyperConfig, "the PPO update")
@@ -150,6 +167,11 @@ class EvaluateConfig:
         range=POSITIVE,
     )
     template: str | None = _f(None, "policy prompt template")
+    reference: str | None = _f(
+        None,
+        "reference (SFT) policy dir: adds each answer's KL to it (`kl`, the sum over response "
+        "tokens of log pi - log pi_ref) and the kl/* divergences to the summary",
+    )
     generation: GenerationConfig = _f(GenerationConfig, "sampling (the seed: the rollout settings)")
     reward: PPORewardConfig = _f(PPORewardConfig, "proxy RM(s) and gold")
     output: str | None = _f(

@@ -1,7 +1,8 @@
 """`goodhart evaluate`: answer held-out prompts with a policy checkpoint; proxy and gold scores.
 
 Writes the seed's `gold_eval_with_response_ids.json` (instruction, answers, answers_ids,
-proxy_scores, gold_scores) beside the checkpoint (or to `output`), and RUN/evaluate_summary.json.
+proxy_scores, gold_scores; with `reference=DIR` also each answer's `kl` to that policy) beside
+the checkpoint (or to `output`), and RUN/evaluate_summary.json (with `kl/*` given a reference).
 The evaluation itself is `ppo_eval.evaluate_policy`, the one `goodhart ppo` runs every
 `eval.every` iterations.
 """
@@ -16,6 +17,7 @@ from goodhartlab.errors import ConfigError, input_error
 from goodhartlab.models import freeze, load_policy
 from goodhartlab.recipes.ppo_eval import eval_prompts, evaluate_policy
 from goodhartlab.recipes.ppo_reward import load_reward_models
+from goodhartlab.recipes.toy_inputs import resolve_source
 from goodhartlab.runs import RunDir
 from goodhartlab.runs.atomic import atomic_write_json
 
@@ -40,7 +42,8 @@ def prompt_range(cfg: EvaluateConfig) -> list[Any]:
 
 def per_prompt_rows(rows: list[dict[str, Any]], n: int, start: int) -> list[dict[str, Any]]:
     """The seed's layout with n answers per prompt: consecutive rows of one prompt merged,
-    lists of length n, plus `prompt_index` (the prompt's index in the file)."""
+    lists of length n, plus `prompt_index` (the prompt's index in the file); `kl` too when the
+    rows have it (a reference policy was given)."""
     out = []
     for i in range(0, len(rows), n):
         group = rows[i : i + n]
@@ -48,8 +51,9 @@ def per_prompt_rows(rows: list[dict[str, Any]], n: int, start: int) -> list[dict
             "instruction": group[0]["instruction"],
             "prompt_index": start + i // n,
         }
-        for key in ("answers", "answers_ids", "proxy_scores", "gold_scores"):
-            merged[key] = [value for row in group for value in row[key]]
+        for key in ("answers", "answers_ids", "proxy_scores", "gold_scores", "kl"):
+            if key in group[0]:
+                merged[key] = [value for row in group for value in row[key]]
         out.append(merged)
     return out
 
@@ -76,11 +80,15 @@ def run(cfg: EvaluateConfig, run_dir: RunDir, resume: bool = False) -> dict:
     # step 2. the frozen policy and the reward models that score its answers
     policy, tok = load_policy(cfg.checkpoint, device=cfg.device)
     freeze(policy)
+    reference = None
+    if cfg.reference:  # the SFT policy each answer's KL is measured against
+        reference, _ = load_policy(resolve_source(cfg.reference), device=cfg.device)
+        freeze(reference)
     models = load_reward_models(cfg.reward, next(policy.parameters()).device)
     repeated = [p for p in prompts for _ in range(cfg.n_samples)]  # step 3. answer and score
     result = evaluate_policy(
-        policy, None, tok, cfg.reward, models, repeated, cfg.generation, cfg.seed, cfg.template,
-        cfg.repetition_penalty,
+        policy, reference, tok, cfg.reward, models, repeated, cfg.generation, cfg.seed,
+        cfg.template, cfg.repetition_penalty,
     )  # fmt: skip
     output = output_path(cfg, len(prompts))
     atomic_write_json(output, per_prompt_rows(result.rows, cfg.n_samples, cfg.prompt_start))

@@ -1,8 +1,8 @@
 """`goodhart ppo`: PPO for language models against a proxy RM, an ensemble, gold, or length.
 
-Reads top to bottom: 1 check the regularizer settings, 2 load the policy (also the frozen
-reference), the value model and the reward models, 3 resume from the latest checkpoint if asked,
-4 iterate (`ppo_step.ppo_iteration`), evaluating on fixed held-out prompts every `eval.every`
+Reads top to bottom: 1 check the regularizer settings (and that vLLM can run, when it samples),
+2 load the policy (also the frozen reference), the value model and the reward models, 3 resume
+from the latest checkpoint if asked, then start the vLLM rollout engine if asked, 4 iterate (`ppo_step.ppo_iteration`), evaluating on fixed held-out prompts every `eval.every`
 iterations (proxy, gold, divergences to the SFT policy, length, ensemble std: `eval/*` metrics;
 hacking detectors: `detect/*`, `ppo_detect`; `early_stop.on` ends the loop at a flag) and
 checkpointing every `checkpoint_every`, 5 save the final policy (after an early stop: the last
@@ -42,6 +42,8 @@ from goodhartlab.recipes.ppo_step import (
     ppo_iteration,
 )
 from goodhartlab.recipes.toy_inputs import resolve_source
+from goodhartlab.rollout.vllm_backend import check_available
+from goodhartlab.rollout.vllm_policy import push_weights, start_engine
 from goodhartlab.runs import RunDir
 from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
 from goodhartlab.runs.progress import progress_bar
@@ -143,6 +145,24 @@ def restore(cfg: PPOConfig, run: RunDir, state: Any, checkpoint: Path) -> int:
     return done
 
 
+def start_rollout_engine(cfg: PPOConfig, state: Any, source: str) -> None:
+    """Step 3b (generation.backend=vllm): the engine starts from the SFT policy's files and is
+    given the policy's current weights at once (a resumed or LoRA run's differ from them)."""
+    if cfg.generation.backend != "vllm":
+        return
+    gen = cfg.generation
+    state.engine = start_engine(source, cfg.seed, gen.vllm_memory, cfg.policy.trust_remote_code)
+    push_weights(state.engine, state.policy)
+
+
+def kl_history(run: RunDir, step: int, latest: dict[str, float] | None) -> list[float]:
+    """Coste's `kl_list` at evaluation `step`: the k2 KL (`kl/k2`) of every training rollout so
+    far, from the logged iterations before `step` and `latest` (this iteration's, not logged yet).
+    """
+    history = [r["kl/k2"] for r in run.read_metrics() if "kl/k2" in r and r["step"] < step]
+    return history + ([latest["kl/k2"]] if latest and "kl/k2" in latest else [])
+
+
 def evaluate(
     cfg: PPOConfig,
     state: Any,
@@ -151,15 +171,17 @@ def evaluate(
     run: RunDir,
     step: int,
     monitor: Any = None,
+    latest: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Held-out metrics (`eval/*`, and `detect/*` from the hacking detectors' `monitor`); the
-    samples go to RUN/eval/eval-{step}.json."""
+    samples go to RUN/eval/eval-{step}.json with each answer's KL to the SFT policy, and row 0
+    the rollouts' KL history (`kl_history`; `latest` is this iteration's metrics)."""
 
     result = evaluate_policy(
         state.policy, state.reference, state.tokenizer, cfg.reward, models, prompts,
         cfg.eval.generation, derive_seed(cfg.seed, "ppo/eval_generation"), cfg.template,
     )  # fmt: skip
-    write_eval_samples(run, step, result)
+    write_eval_samples(run, step, result, kl_history(run, step, latest))
     metrics = {f"eval/{k}": v for k, v in result.metrics.items()}
     if monitor is not None:
         metrics.update(monitor.observe(step, result, state.policy, state.tokenizer))
@@ -217,6 +239,7 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
 
     # step 1. fail fast: the config, the prompt file, the held-out prompts
     check_config(cfg)
+    check_available(cfg.generation.backend, "generation.backend")
     torch.manual_seed(cfg.seed)
     source = resolve_source(cfg.policy.source)
     checkpoint = run_dir.latest_checkpoint() if resume else None
@@ -232,6 +255,7 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
         monitor.restore(run_dir.read_metrics())
     if resume and not checkpoint:  # killed before the first checkpoint: its rows are re-logged
         run_dir.truncate_metrics_after(None)
+    start_rollout_engine(cfg, state, source)
     total = cfg.ppo.iterations
 
     def precision():  # fp32: no-op; bf16-mixed: bf16 compute over fp32 weights
@@ -246,7 +270,8 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
             with precision():
                 metrics = ppo_iteration(cfg, state, models, it, pool)
                 if (cfg.eval.every and it % cfg.eval.every == 0) or it == total:
-                    metrics.update(evaluate(cfg, state, models, held_out, run_dir, it, monitor))
+                    ev = evaluate(cfg, state, models, held_out, run_dir, it, monitor, metrics)
+                    metrics.update(ev)
             run_dir.log(it, metrics)
             if monitor.stopped_at is not None:  # early_stop.on flagged `patience` times
                 break

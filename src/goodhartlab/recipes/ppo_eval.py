@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from goodhartlab.config.schemas import GenerationConfig
+from goodhartlab.core.regularize import per_sequence_kl
 from goodhartlab.data.encoding import decode_responses, encode_prompts
 from goodhartlab.data.formats import load_prompts
 from goodhartlab.recipes.ppo_reward import score_metrics, score_responses
@@ -38,8 +39,9 @@ def eval_prompts(source: str, n: int) -> list[Any]:
 
 @dataclass
 class Evaluation:
-    """Mean metrics, the seed's per-prompt rows, per-sample length (tokens) and eos flag, and
-    the scores (`ppo_reward.Scores`: every member's, for the hacking detectors)."""
+    """Mean metrics, the seed's per-prompt rows (with each answer's `kl` to the reference when
+    there is one), per-sample length (tokens) and eos flag, and the scores (`ppo_reward.Scores`:
+    every member's, for the hacking detectors)."""
 
     metrics: dict[str, float]
     rows: list[dict[str, Any]]
@@ -51,11 +53,14 @@ class Evaluation:
 EVAL_DIR = "eval"
 
 
-def sample_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
+def sample_rows(evaluation: Evaluation, kl_list: list[float] | None = None) -> list[dict[str, Any]]:
     """Per prompt, Coste's layout without token ids: instruction, answers, proxy_scores,
     gold_scores, plus lengths (response tokens, eos included) and ended (one entry per answer),
+    `kl` (each answer's KL to the SFT policy: the sum over its tokens of log pi - log pi_ref),
     and with several reward models Coste's `ensemble_variance` (the members' variance, ddof 1
-    as torch.var; of the scores as combined, i.e. z-scored when reward.normalize).
+    as torch.var; of the scores as combined, i.e. z-scored when reward.normalize). Row 0 gets
+    Coste's `kl_list` when given: the training rollouts' KL history (k2), whose last entry is
+    the x-value his plotting scripts read.
 
     Why no answers_ids: these files are written at every evaluation of a run, and the length
     analysis needs only the length; ids would multiply their size several times over.
@@ -64,17 +69,20 @@ def sample_rows(evaluation: Evaluation) -> list[dict[str, Any]]:
     variance = members.var(axis=0, ddof=1) if members is not None and len(members) > 1 else None
     out = []
     for i, (row, n, e) in enumerate(zip(evaluation.rows, evaluation.lengths, evaluation.ended)):
-        sample = {
-            key: row[key] for key in ("instruction", "answers", "proxy_scores", "gold_scores")
-        }
+        keys = ("instruction", "answers", "proxy_scores", "gold_scores", "kl")
+        sample = {key: row[key] for key in keys if key in row}
         sample |= {"lengths": [int(n)], "ended": [bool(e)]}
         if variance is not None:
             sample["ensemble_variance"] = [float(variance[i])]
         out.append(sample)
+    if out and kl_list is not None:
+        out[0]["kl_list"] = [float(k) for k in kl_list]
     return out
 
 
-def write_eval_samples(run_dir: RunDir, step: int, evaluation: Evaluation) -> Path:
+def write_eval_samples(
+    run_dir: RunDir, step: int, evaluation: Evaluation, kl_list: list[float] | None = None
+) -> Path:
     """RUN/eval/eval-{step}.json, atomically: a JSON list, one row per line (small, greppable).
 
     Why per step: the length analysis (report) compares the samples of the first and the last
@@ -82,9 +90,21 @@ def write_eval_samples(run_dir: RunDir, step: int, evaluation: Evaluation) -> Pa
     """
     import json
 
-    lines = [json.dumps(json_safe(r), allow_nan=False) for r in sample_rows(evaluation)]
+    rows = sample_rows(evaluation, kl_list)
+    lines = [json.dumps(json_safe(r), allow_nan=False) for r in rows]
     text = "[\n" + ",\n".join(lines) + "\n]\n"
     return atomic_write_text(run_dir.file(f"{EVAL_DIR}/eval-{int(step)}.json"), text)
+
+
+def divergences(
+    policy: Any, reference: Any, batch: SequenceBatch, temperature: float
+) -> tuple[dict[str, float], list[float]]:
+    """The batch's divergence metrics to the reference, and each answer's KL (k1 sum over its
+    response tokens), both from one pass of each model under the sampling temperature."""
+    logprobs = policy_pass(policy, batch, temperature).logprobs
+    ref = policy_pass(reference, batch, temperature).logprobs
+    per_answer = per_sequence_kl(logprobs, ref, batch.response_mask, "k1")
+    return divergence_metrics(logprobs, ref, batch.response_mask), per_answer.tolist()
 
 
 @torch.no_grad()
@@ -104,7 +124,7 @@ def evaluate_policy(
 
     device = next(policy.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
-    texts, ids_rows, ended, lengths, divs = [], [], [], [], []
+    texts, ids_rows, ended, lengths, divs, kls = [], [], [], [], [], []
     for start in range(0, len(prompts), generation.batch_size):
         chunk = prompts[start : start + generation.batch_size]
         ids, mask = encode_prompts(tokenizer, chunk, template, device)
@@ -123,10 +143,11 @@ def evaluate_policy(
         lengths += out.response_mask.sum(dim=1).tolist()
         if reference is not None:
             batch = SequenceBatch(ids, mask, out.response_ids, out.response_mask)
-            temp = generation.temperature or 1.0
-            logprobs = policy_pass(policy, batch, temp).logprobs
-            ref = policy_pass(reference, batch, temp).logprobs
-            divs.append((divergence_metrics(logprobs, ref, out.response_mask), len(chunk)))
+            chunk_metrics, chunk_kls = divergences(
+                policy, reference, batch, generation.temperature or 1.0
+            )
+            divs.append((chunk_metrics, len(chunk)))
+            kls += chunk_kls
     scores = score_responses(reward_cfg, reward_models, prompts, texts, ended)
     metrics = {
         **score_metrics(scores),
@@ -141,4 +162,6 @@ def evaluate_policy(
          "proxy_scores": [None if s is None else float(s)], "gold_scores": [float(g)]}
         for p, t, i, s, g in zip(prompts, texts, ids_rows, proxy, scores.gold)
     ]  # fmt: skip
+    for row, kl in zip(rows, kls):  # empty without a reference
+        row["kl"] = [float(kl)]
     return Evaluation(metrics, rows, [int(n) for n in lengths], [bool(e) for e in ended], scores)

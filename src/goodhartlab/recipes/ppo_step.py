@@ -1,9 +1,10 @@
 """One iteration of language-model PPO: rollout, scoring, rewards, advantages, the shared update.
 
-Steps: 1 draw prompts and sample responses (our KV-cache sampler), 2 optionally replace
-truncated samples (omit_long), 3 old/reference logprobs and values without grad, 4 score (proxy,
-gold) and shape the reward, 5 per-token rewards (KL in the reward, or the score alone at eos),
-6 GAE, 7 `rl.ppo_update` with an in-loss divergence when asked, 8 measure every divergence to
+Steps: 1 draw prompts and sample responses (our KV-cache sampler, or a vLLM engine with
+`generation.backend=vllm`), 2 optionally replace truncated samples (omit_long), 3 old/reference
+logprobs and values without grad, 4 score (proxy, gold) and shape the reward, 5 per-token rewards
+(KL in the reward, or the score alone at eos), 6 GAE, 7 `rl.ppo_update` with an in-loss
+divergence when asked, then the new weights into the vLLM engine, 8 measure every divergence to
 the SFT policy whatever is optimized, 9 adapt the KL coefficient.
 """
 
@@ -43,13 +44,15 @@ from goodhartlab.rl.ppo_update import (
 )
 from goodhartlab.rollout.generate import sample
 from goodhartlab.rollout.llm import SequenceBatch, policy_pass, value_pass
+from goodhartlab.rollout.vllm_policy import push_weights, sample_responses
 from goodhartlab.runs.seeding import derive_seed
 from goodhartlab.toyworld.teacher import sample_prompts
 
 
 @dataclass
 class PPOState:
-    """Everything an iteration reads and changes. value_model or value_head is set, not both."""
+    """Everything an iteration reads and changes. value_model or value_head is set, not both;
+    `engine` is the vLLM rollout engine (generation.backend=vllm), kept equal to `policy`."""
 
     policy: Any
     reference: Any
@@ -59,6 +62,7 @@ class PPOState:
     value_head: Any = None
     controller: KLController = field(default_factory=lambda: KLController(0.0))
     reward_stats: RunningRewardStats = field(default_factory=RunningRewardStats)
+    engine: Any = None
 
     @property
     def device(self) -> torch.device:
@@ -168,29 +172,45 @@ class Rollout:
     old_values: torch.Tensor
 
 
+def sample_rollout(cfg: PPOConfig, state: PPOState, ids, mask, iteration: int, generator):
+    """Step 1's sampling: (response_ids, response_mask, ended, sampled logprobs or None).
+
+    The sampler's logprobs are kept only where they are the policy's exact distribution (our
+    sampler at temperature 1, no top-k/top-p); vLLM's never are (other kernels' numerics).
+    """
+    gen, tok = cfg.generation, state.tokenizer
+    if state.engine is not None:
+        seeds = [derive_seed(cfg.seed, "ppo/vllm_rollout", iteration, i) for i in range(len(ids))]
+        out = sample_responses(state.engine, ids, mask, gen, seeds, tok)
+        return out.response_ids, out.response_mask, out.ended, None
+    out = sample(
+        state.policy, ids, mask, max_new_tokens=gen.max_new_tokens,
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        temperature=gen.temperature, top_k=gen.top_k, top_p=gen.top_p, generator=generator,
+    )  # fmt: skip
+    exact = gen.temperature == 1.0 and gen.top_k == 0 and gen.top_p == 1.0
+    return out.response_ids, out.response_mask, out.ended, out.logprobs if exact else None
+
+
 def collect_rollout(
     cfg: PPOConfig, state: PPOState, iteration: int, pool: list[str] | None, generator
 ) -> Rollout:
     """Step 1 draw prompts and sample, step 2 omit truncated samples if asked, step 3 the
     rollout-time logprobs (the sampler's own where exact), reference logprobs and values."""
 
-    gen, tok = cfg.generation, state.tokenizer
     prompts = draw_prompts(cfg, iteration, pool)
-    ids, mask = encode_prompts(tok, prompts, cfg.template, state.device)
-    out = sample(
-        state.policy, ids, mask, max_new_tokens=gen.max_new_tokens,
-        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-        temperature=gen.temperature, top_k=gen.top_k, top_p=gen.top_p, generator=generator,
-    )  # fmt: skip
+    ids, mask = encode_prompts(state.tokenizer, prompts, cfg.template, state.device)
+    response_ids, response_mask, ended, logprobs = sample_rollout(
+        cfg, state, ids, mask, iteration, generator
+    )
     rows = torch.arange(len(prompts), device=state.device)
     if cfg.reward.omit_long:
-        rows = omit_long_index(out.ended, generator)
-    batch = SequenceBatch(ids[rows], mask[rows], out.response_ids[rows], out.response_mask[rows])
-    exact = gen.temperature == 1.0 and gen.top_k == 0 and gen.top_p == 1.0
-    sampled = out.logprobs[rows] if exact else None
-    old, ref, values = _old_and_ref(state, batch, gen.temperature or 1.0, sampled)
+        rows = omit_long_index(ended, generator)
+    batch = SequenceBatch(ids[rows], mask[rows], response_ids[rows], response_mask[rows])
+    sampled = None if logprobs is None else logprobs[rows]
+    old, ref, values = _old_and_ref(state, batch, cfg.generation.temperature or 1.0, sampled)
     kept = [prompts[i] for i in rows.tolist()]
-    return Rollout(kept, batch, out.ended[rows], old, ref, values)
+    return Rollout(kept, batch, ended[rows], old, ref, values)
 
 
 def _hyperparams(cfg: PPOConfig):
@@ -239,6 +259,8 @@ def ppo_iteration(
     ppo_cfg = cfg.ppo
     adv = gae(rewards, ro.old_values, gamma=ppo_cfg.gamma, gae_lambda=ppo_cfg.gae_lambda, mask=mask)
     metrics = update_policy(cfg, state, ro, adv, generator)  # step 7
+    if state.engine is not None:  # the next rollout samples from the updated policy
+        push_weights(state.engine, state.policy)
     divergences = divergence_metrics(ro.old_logprobs, ro.ref_logprobs, mask)  # step 8
     n = len(ro.prompts)
     state.controller = update_kl_coef(state.controller, divergences["kl/k3"], n)  # step 9

@@ -47,6 +47,8 @@ STREAMS: dict[str, Callable[..., int]] = {
     # ppo: sampling of each iteration, and of the held-out evaluation
     "ppo/iteration": lambda seed, iteration: seed * 1_000_003 + iteration,
     "ppo/eval_generation": lambda seed: seed + 99,
+    # ppo with generation.backend=vllm: one seed per rollout prompt (per-request vLLM seeds)
+    "ppo/vllm_rollout": lambda seed, iteration, row: mix(seed, iteration, row),
     # orpo: weights init, the default base policy's init, BC shuffles, the final evaluation
     "orpo/init": lambda seed: mix(seed, 0, 0),
     "orpo/base_init": lambda seed: mix(seed, 0, 1),
