@@ -123,6 +123,63 @@ def test_eval_files_at_each_evaluation_hold_the_scored_samples(plain_run) -> Non
         )
 
 
+def test_eval_files_carry_each_answers_kl_and_costes_kl_list(plain_run) -> None:
+    """Per answer `kl` (k1 summed over its tokens; their mean is eval/kl/k1) and, in row 0,
+    Coste's `kl_list`: the k2 KL of every training rollout up to that evaluation."""
+    rows = _metrics(plain_run)
+    for r in (r for r in rows if "eval/reward/gold" in r):
+        samples = json.loads((plain_run / "eval" / f"eval-{r['step']}.json").read_text())
+        kls = [x["kl"][0] for x in samples]
+        assert np.mean(kls) == pytest.approx(r["eval/kl/k1"], abs=1e-6)
+        history = [x["kl/k2"] for x in rows if "kl/k2" in x and x["step"] <= r["step"]]
+        assert samples[0]["kl_list"] == history and len(history) == r["step"]
+        assert all("kl_list" not in x for x in samples[1:])
+    first = json.loads((plain_run / "eval" / "eval-0.json").read_text())
+    assert first[0]["kl_list"] == [] and all(x["kl"] == [0.0] for x in first)  # pi = pi_ref
+
+
+def _sequence_logprobs(model, prompt: list[int], response: list[int]) -> torch.Tensor:
+    """log p(response token t | prompt, response[:t]) from one unpadded forward pass."""
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([prompt + response])).logits[0].float()
+    logp = logits[len(prompt) - 1 : -1].log_softmax(-1)
+    return logp.gather(-1, torch.tensor(response)[:, None]).squeeze(-1)
+
+
+def test_evaluate_with_a_reference_writes_each_answers_kl(plain_run, models, tmp_path) -> None:
+    """`kl` of each answer = Σ_t log pi(a_t) - log pi_ref(a_t), recomputed here one sequence at
+    a time without padding; the summary's kl/k1 is their mean."""
+    from goodhartlab.data.encoding import encode_prompts
+    from goodhartlab.models import load_policy
+
+    out = tmp_path / "answers.json"
+    args = ["evaluate", "--config", "smoke", "--out", str(tmp_path / "ev"), "device=cpu",
+            f"checkpoint={plain_run / 'model'}", f"reference={models / 'policy'}",
+            f"reward.reward_models=[{models / 'rm'}]", "n_prompts=6", "n_samples=2",
+            "generation.max_new_tokens=8", f"output={out}"]  # fmt: skip
+    assert main(args) == 0
+    rows = json.loads(out.read_text())
+    policy, tok = load_policy(str(plain_run / "model"), device="cpu")
+    reference, _ = load_policy(str(models / "policy"), device="cpu")
+    ours = []
+    for row in rows:
+        ids, _ = encode_prompts(tok, [row["instruction"]])
+        prompt = ids[0].tolist()
+        assert len(row["kl"]) == 2
+        for full, kl in zip(row["answers_ids"], row["kl"]):
+            real = full[next(i for i, t in enumerate(full) if t != tok.pad_token_id) :]
+            assert real[: len(prompt)] == prompt
+            response = real[len(prompt) :]
+            diff = _sequence_logprobs(policy, prompt, response) - _sequence_logprobs(
+                reference, prompt, response
+            )
+            assert kl == pytest.approx(float(diff.sum()), abs=1e-4)
+            ours.append(float(diff.sum()))
+    assert any(abs(k) > 1e-3 for k in ours)  # the trained policy moved from its reference
+    summary = json.loads((tmp_path / "ev" / "evaluate_summary.json").read_text())
+    assert summary["kl/k1"] == pytest.approx(np.mean(ours), abs=1e-4)
+
+
 def test_evaluate_samples_per_prompt_over_an_index_range(models, tmp_path) -> None:
     """The length paper's generate_outs: prompts [bottom, top), several samples, rep. penalty."""
     from goodhartlab.models.reward import load_reward_model, score_texts

@@ -62,8 +62,10 @@ def restore_controller(cfg: PPOConfig, coef: float) -> KLController:
 
 
 def check_config(cfg: PPOConfig) -> None:
-    """Step 1: combinations the seeds do not define are errors, not silent fallbacks."""
+    """Step 1 (also run by `goodhart validate ppo`): combinations the seeds do not define are
+    errors, not silent fallbacks; vLLM asked for where it cannot run is one line."""
     expand_seeds(cfg.reward.reward_models, cfg.reward.seeds, "reward.reward_models")
+    check_available(cfg.generation.backend, "generation.backend")
     reg = cfg.regularizer
     if reg.kind in ("chi2", "sqrt_chi2") and reg.placement != "loss":
         raise ConfigError(
@@ -239,7 +241,6 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
 
     # step 1. fail fast: the config, the prompt file, the held-out prompts
     check_config(cfg)
-    check_available(cfg.generation.backend, "generation.backend")
     torch.manual_seed(cfg.seed)
     source = resolve_source(cfg.policy.source)
     checkpoint = run_dir.latest_checkpoint() if resume else None
