@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 import types
 from typing import ClassVar
@@ -89,6 +90,7 @@ def fake_vllm(monkeypatch, tiny_ppo_models):
         sys.modules, "vllm", types.SimpleNamespace(LLM=FakeLLM, SamplingParams=FakeParams)
     )
     monkeypatch.setattr(ppo, "check_available", lambda backend, key: None)  # no CUDA here
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")  # restored after the test
     return FakeLLM
 
 
@@ -105,6 +107,7 @@ def test_ppo_samples_from_the_engine_and_pushes_weights_each_iteration(
     assert engine.kwargs["model"] == str(tiny_ppo_models / "policy")
     assert engine.kwargs["enable_prefix_caching"] is False
     assert engine.kwargs["gpu_memory_utilization"] == 0.3 and engine.kwargs["seed"] == 0
+    assert os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"  # the engine in this process
     loads = engine.model.loads
     assert len(loads) == 1 + 4  # at start, then after each of the 4 updates
     start = load_file(tiny_ppo_models / "policy" / "model.safetensors")
@@ -170,6 +173,20 @@ def test_no_gpu_names_the_ppo_field(monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match=r"^generation.backend=vllm needs a CUDA GPU"):
         vllm_backend.check_available("vllm", "generation.backend")
+
+
+def test_a_vllm_without_apply_model_is_refused(monkeypatch) -> None:
+    from goodhartlab.rollout.vllm_policy import start_engine
+
+    class OldLLM:
+        def __init__(self, **kwargs):
+            pass
+
+    old = types.SimpleNamespace(LLM=OldLLM, __version__="0.5.0")
+    monkeypatch.setitem(sys.modules, "vllm", old)
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    with pytest.raises(ConfigError, match=r"vLLM 0.5.0 has no LLM.apply_model"):
+        start_engine("DIR", 0, 0.3)
 
 
 def test_a_lora_policy_pushes_its_merged_weights_under_checkpoint_names(tiny_ppo_models) -> None:

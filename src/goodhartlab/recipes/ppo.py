@@ -2,12 +2,13 @@
 
 Reads top to bottom: 1 check the regularizer settings (and that vLLM can run, when it samples),
 2 load the policy (also the frozen reference), the value model and the reward models, 3 resume
-from the latest checkpoint if asked, then start the vLLM rollout engine if asked, 4 iterate (`ppo_step.ppo_iteration`), evaluating on fixed held-out prompts every `eval.every`
-iterations (proxy, gold, divergences to the SFT policy, length, ensemble std: `eval/*` metrics;
-hacking detectors: `detect/*`, `ppo_detect`; `early_stop.on` ends the loop at a flag) and
-checkpointing every `checkpoint_every`, 5 save the final policy (after an early stop: the last
-unflagged evaluation's) and value model, plot proxy and gold against √KL and iterations, and
-write `ppo_summary.json`.
+from the latest checkpoint if asked, then start the vLLM rollout engine if asked, 4 iterate
+(`ppo_step.ppo_iteration`), evaluating on fixed held-out prompts every `eval.every` iterations
+(proxy, gold, divergences to the SFT policy, length, ensemble std: `eval/*` metrics; hacking
+detectors: `detect/*`, `ppo_detect`; `early_stop.on` ends the loop at a flag) and checkpointing
+every `checkpoint_every`, 5 save the final policy (after an early stop: the last unflagged
+evaluation's) and value model, plot proxy and gold against √KL and iterations, and write
+`ppo_summary.json`.
 """
 
 from __future__ import annotations

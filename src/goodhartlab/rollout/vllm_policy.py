@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from goodhartlab.errors import ConfigError
 from goodhartlab.models.lora import merged_copy
 from goodhartlab.rollout.vllm_backend import sampling_params
 
@@ -45,14 +46,25 @@ class Responses:
 
 
 def start_engine(source: str, seed: int, memory: float, trust_remote_code: bool = False) -> Any:
-    """A vLLM engine on `source` (dir or hub id) in this process, taking `memory` of the GPU."""
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    from vllm import LLM
+    """A vLLM engine on `source` (dir or hub id) in this process, taking `memory` of the GPU.
 
-    return LLM(
+    In process whatever the environment said: in an engine process, `apply_model` would pickle
+    the function and every weight it carries at each push.
+    """
+    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+    import vllm
+
+    engine = vllm.LLM(
         model=source, tokenizer=source, seed=seed, dtype="auto", gpu_memory_utilization=memory,
         enable_prefix_caching=False, trust_remote_code=trust_remote_code,
     )  # fmt: skip
+    if not hasattr(engine, "apply_model"):
+        version = getattr(vllm, "__version__", "?")
+        raise ConfigError(
+            f"generation.backend=vllm: vLLM {version} has no LLM.apply_model, which PPO's "
+            "weight pushes use; upgrade vLLM or use generation.backend=transformers"
+        )
+    return engine
 
 
 def checkpoint_names(model: Any, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
