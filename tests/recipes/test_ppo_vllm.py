@@ -56,9 +56,11 @@ class FakeLLM:
         self.kwargs = kwargs
         self.model = FakeModel()
         self.requests: list[tuple[list, list, list]] = []
+        self.calls: list[str] = []  # "push" / "generate", in order
         FakeLLM.instances.append(self)
 
     def apply_model(self, fn):
+        self.calls.append("push")
         return [fn(self.model)]
 
     def generate(self, prompts, params, use_tqdm=True):
@@ -75,6 +77,7 @@ class FakeLLM:
             outputs.append(types.SimpleNamespace(outputs=[sample]))
             answers.append(sample)
         self.requests.append((prompts, params, answers))
+        self.calls.append("generate")
         return outputs
 
 
@@ -110,6 +113,7 @@ def test_ppo_samples_from_the_engine_and_pushes_weights_each_iteration(
     assert os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"  # the engine in this process
     loads = engine.model.loads
     assert len(loads) == 1 + 4  # at start, then after each of the 4 updates
+    assert engine.calls == ["push", "generate"] * 4 + ["push"]  # each rollout: the latest policy
     start = load_file(tiny_ppo_models / "policy" / "model.safetensors")
     step2 = load_file(out / "checkpoints" / "step_2" / "model.safetensors")
     final = load_file(out / "model" / "model.safetensors")
