@@ -16,6 +16,7 @@ from goodhartlab.cli import main
 from goodhartlab.config.schemas import GenerationConfig
 from goodhartlab.errors import ConfigError
 from goodhartlab.rollout import vllm_backend
+from goodhartlab.runs.seeding import derive_seed
 
 
 def test_vllm_missing_is_one_line_and_leaves_no_run_dir(tmp_path, monkeypatch, capsys) -> None:
@@ -45,7 +46,7 @@ def test_sample_vllm_plumbing_with_a_fake_engine(monkeypatch) -> None:
 
     class Params:
         def __init__(self, **kwargs):
-            seen["params"] = kwargs
+            seen.setdefault("params", []).append(kwargs)
 
     class Engine:
         def __init__(self, **kwargs):
@@ -66,8 +67,11 @@ def test_sample_vllm_plumbing_with_a_fake_engine(monkeypatch) -> None:
     answers, ended = vllm_backend.sample_vllm("DIR", tok, prompts, 2, gen, seed=3)
     assert answers == [["red and blue"] * 2] * 2
     np.testing.assert_array_equal(ended, [[True, False], [True, False]])
-    assert seen["params"] == {"n": 2, "temperature": 0.7, "top_k": -1, "top_p": 0.9,
-                              "max_tokens": 7, "seed": 3, "skip_special_tokens": True}  # fmt: skip
+    first, second = seen["params"]  # one request per prompt, each with its own seed
+    assert first == {"n": 2, "temperature": 0.7, "top_k": -1, "top_p": 0.9, "max_tokens": 7,
+                     "seed": derive_seed(3, "bon/vllm_prompt", 0), "skip_special_tokens": True}  # fmt: skip
+    assert second == {**first, "seed": derive_seed(3, "bon/vllm_prompt", 1)}
+    assert first["seed"] != second["seed"]
     assert seen["engine"]["model"] == "DIR" and seen["engine"]["seed"] == 3
     ids, mask = encode_prompts(tok, prompts)
     ours = [row[m].tolist() for row, m in zip(ids, mask)]

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from goodhartlab.errors import ConfigError
+from goodhartlab.runs.seeding import derive_seed
 
 BACKENDS = ("transformers", "vllm")
 
@@ -79,7 +80,12 @@ def sample_vllm(
     texts = [format_prompt(tokenizer, p, template) for p in prompts]
     rows = [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
     engine = LLM(model=source, tokenizer=source, seed=seed, dtype=dtype)
-    params = sampling_params(SamplingParams, sampling, n_samples, seed)
+    params = [
+        sampling_params(
+            SamplingParams, sampling, n_samples, derive_seed(seed, "bon/vllm_prompt", i)
+        )
+        for i in range(len(rows))
+    ]  # one seeded request per prompt: a shared seed would give all prompts one noise stream
     outputs = engine.generate([{"prompt_token_ids": ids} for ids in rows], params)
     # decoded by our tokenizer as our sampler does (specials dropped, stripped)
     answers = [

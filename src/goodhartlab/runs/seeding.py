@@ -44,6 +44,9 @@ STREAMS: dict[str, Callable[..., int]] = {
     "evaluate_rm/toy_generation": lambda seed: seed + 2,
     # bon: toy prompts apart from the SFT/RM training prompts
     "bon/toy_prompts": lambda seed: seed + 1000,
+    # bon with generate.backend=vllm: one seed per prompt's request (one shared seed would give
+    # every prompt the same random stream, so their N answers would be drawn with the same noise)
+    "bon/vllm_prompt": lambda seed, row: mix(seed, 0, row),
     # ppo: sampling of each iteration, and of the held-out evaluation
     "ppo/iteration": lambda seed, iteration: seed * 1_000_003 + iteration,
     "ppo/eval_generation": lambda seed: seed + 99,
