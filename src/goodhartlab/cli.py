@@ -55,6 +55,7 @@ COMMANDS: dict[str, Command] = {
         "PPOConfig",
         "PPO for language models: proxy / ensemble / gold / length rewards, KL, chi2, sqrt-chi2",
         config_module="goodhartlab.config.ppo_schema",
+        multi_process=True,
     ),
     "evaluate": Command(
         "goodhartlab.recipes.evaluate",

@@ -9,6 +9,11 @@ detectors: `detect/*`, `ppo_detect`; `early_stop.on` ends the loop at a flag) an
 every `checkpoint_every`, 5 save the final policy (after an early stop: the last unflagged
 evaluation's) and value model, plot proxy and gold against √KL and iterations, and write
 `ppo_summary.json`.
+
+Several processes (torchrun / `accelerate launch`, `runs.distributed`): every rank builds the same
+models (rank 0 first builds any cached toy model alone), trains on its shard of each iteration
+(`ppo_step`; with vLLM, each rank's own engine on its GPU), and only rank 0 evaluates,
+checkpoints and writes; it tells the others whether an early stop ends the loop.
 """
 
 from __future__ import annotations
@@ -42,10 +47,11 @@ from goodhartlab.recipes.ppo_step import (
     PPOState,
     ppo_iteration,
 )
+from goodhartlab.recipes.rm_members import resolve_members
 from goodhartlab.recipes.toy_inputs import resolve_source
 from goodhartlab.rollout.vllm_backend import check_available
 from goodhartlab.rollout.vllm_policy import push_weights, start_engine
-from goodhartlab.runs import RunDir
+from goodhartlab.runs import RunDir, distributed
 from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
 from goodhartlab.runs.progress import progress_bar
 from goodhartlab.runs.seeding import derive_seed
@@ -67,6 +73,12 @@ def check_config(cfg: PPOConfig) -> None:
     errors, not silent fallbacks; vLLM asked for where it cannot run is one line."""
     expand_seeds(cfg.reward.reward_models, cfg.reward.seeds, "reward.reward_models")
     check_available(cfg.generation.backend, "generation.backend")
+    if cfg.generation.backend == "vllm" and distributed.world_size() > 1:
+        # each rank would start its own in-process engine next to our process group: not tried
+        raise ConfigError(
+            f"field 'generation.backend': vllm rollouts run in one process (WORLD_SIZE="
+            f"{distributed.world_size()}); with several use generation.backend=transformers"
+        )
     reg = cfg.regularizer
     if reg.kind in ("chi2", "sqrt_chi2") and reg.placement != "loss":
         raise ConfigError(
@@ -236,14 +248,58 @@ def summarize(run: RunDir) -> dict[str, Any]:
     }
 
 
+def resolve_toy_inputs(cfg: PPOConfig) -> str:
+    """The policy source, with any cached toy model it or the RMs name trained on first use.
+
+    Several processes: rank 0 does it first and as a single process (training a toy model runs
+    the sft / train-rm recipes, which must not shard over ranks that are not running them); the
+    other ranks then find the cache filled."""
+    with distributed.main_first(), distributed.alone():
+        resolve_members(cfg.reward.reward_models, cfg.reward.seeds, "reward.reward_models")
+        resolve_members(cfg.detect.ensemble or [], None, "detect.ensemble")
+        return resolve_source(cfg.policy.source)
+
+
+def train_loop(cfg: PPOConfig, state: Any, models: Any, monitor: Any, run_dir: RunDir,
+               pool: list[str] | None, held_out: list[str], done: int) -> None:  # fmt: skip
+    """Step 4: the iterations after `done`, evaluated every eval.every (and at 0 on a fresh
+    run), checkpointed, maybe stopped early. Several processes: rank 0 evaluates, logs and
+    checkpoints alone, and broadcasts its early-stop decision."""
+    total, main = cfg.ppo.iterations, distributed.is_main_process()
+
+    def precision():  # fp32: no-op; bf16-mixed: bf16 compute over fp32 weights
+        return autocast(cfg.policy.precision, state.device)
+
+    if done == 0 and main:
+        with precision():
+            run_dir.log(0, evaluate(cfg, state, models, held_out, run_dir, 0, monitor))
+    with progress_bar("ppo", total - done) as advance:
+        for it in range(done + 1, total + 1):
+            with precision():
+                metrics = ppo_iteration(cfg, state, models, it, pool)
+                if main and ((cfg.eval.every and it % cfg.eval.every == 0) or it == total):
+                    ev = evaluate(cfg, state, models, held_out, run_dir, it, monitor, metrics)
+                    metrics.update(ev)
+            run_dir.log(it, metrics)
+            if distributed.broadcast_object(monitor.stopped_at is not None):  # early_stop.on
+                break
+            if it % cfg.checkpoint_every == 0 and it < total and main:
+                save_state(run_dir, state, it, cfg.keep_checkpoints)
+            advance(
+                1,
+                info=f"train reward {metrics['reward/train']:.2f} gold {metrics['reward/gold']:.2f}",
+            )
+
+
 def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
-    """The whole recipe; returns the summary also written to RUN/ppo_summary.json."""
+    """The whole recipe; returns the summary also written to RUN/ppo_summary.json (several
+    processes: by rank 0; the others return {})."""
     import torch
 
     # step 1. fail fast: the config, the prompt file, the held-out prompts
     check_config(cfg)
     torch.manual_seed(cfg.seed)
-    source = resolve_source(cfg.policy.source)
+    source = resolve_toy_inputs(cfg)
     checkpoint = run_dir.latest_checkpoint() if resume else None
     pool = None if cfg.prompts == "toy" else load_prompts(cfg.prompts)  # bad file: fail fast
     held_out = eval_prompts(cfg.prompts, cfg.eval.n_prompts)
@@ -258,31 +314,10 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
     if resume and not checkpoint:  # killed before the first checkpoint: its rows are re-logged
         run_dir.truncate_metrics_after(None)
     start_rollout_engine(cfg, state, source)
-    total = cfg.ppo.iterations
-
-    def precision():  # fp32: no-op; bf16-mixed: bf16 compute over fp32 weights
-        return autocast(cfg.policy.precision, state.device)
-
-    if done == 0:
-        with precision():
-            run_dir.log(0, evaluate(cfg, state, models, held_out, run_dir, 0, monitor))
     # step 4. the PPO iterations, evaluated every eval.every, checkpointed, maybe stopped early
-    with progress_bar("ppo", total - done) as advance:
-        for it in range(done + 1, total + 1):
-            with precision():
-                metrics = ppo_iteration(cfg, state, models, it, pool)
-                if (cfg.eval.every and it % cfg.eval.every == 0) or it == total:
-                    ev = evaluate(cfg, state, models, held_out, run_dir, it, monitor, metrics)
-                    metrics.update(ev)
-            run_dir.log(it, metrics)
-            if monitor.stopped_at is not None:  # early_stop.on flagged `patience` times
-                break
-            if it % cfg.checkpoint_every == 0 and it < total:
-                save_state(run_dir, state, it, cfg.keep_checkpoints)
-            advance(
-                1,
-                info=f"train reward {metrics['reward/train']:.2f} gold {metrics['reward/gold']:.2f}",
-            )
+    train_loop(cfg, state, models, monitor, run_dir, pool, held_out, done)
+    if not distributed.is_main_process():
+        return {}
     monitor.finish(state)  # after an early stop: the last unflagged evaluation's policy
     # step 5. the final policy (and value model), the summary and its plots
     save_model(state.policy, state.tokenizer, run_dir.file("model"))

@@ -118,6 +118,18 @@ def score_responses(
     return Scores(proxy, members, spread, gold)
 
 
+def gather_scores(scores: Scores) -> Scores:
+    """Every rank's scores of its shard, concatenated in rank order (`runs.distributed`)."""
+    from goodhartlab.runs import distributed
+
+    def cat(values: np.ndarray, axis: int = 0) -> np.ndarray:
+        rows = torch.from_numpy(np.ascontiguousarray(np.moveaxis(values, axis, 0)))
+        return np.moveaxis(distributed.gather(rows).numpy(), 0, axis)
+
+    proxy = None if scores.proxy is None else cat(scores.proxy)
+    return Scores(proxy, cat(scores.members, 1), cat(scores.member_std), cat(scores.gold))
+
+
 def check_finite(values: np.ndarray, what: str) -> None:
     """A NaN or inf reward would silently poison every later update: stop with a clear line."""
 

@@ -6,11 +6,19 @@ logprobs and values without grad, 4 score (proxy, gold) and shape the reward, 5 
 (KL in the reward, or the score alone at eos), 6 GAE, 7 `rl.ppo_update` with an in-loss
 divergence when asked, then the new weights into the vLLM engine, 8 measure every divergence to
 the SFT policy whatever is optimized, 9 adapt the KL coefficient.
+
+Several processes (torchrun, `runs.distributed`): the iteration's global batch is
+`prompts_per_iteration` x processes prompts, drawn identically on every rank; each rank samples,
+scores and runs the rollout-time passes on its contiguous shard, then the shards are gathered, so
+every rank holds the global batch and computes the same rewards, whitening, running length
+statistics, GAE, divergences and KL-coefficient update as one process would. The update splits
+each global minibatch over the ranks and sums their gradients (`rl.ppo_update`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -30,6 +38,8 @@ from goodhartlab.core.regularize import (
 )
 from goodhartlab.data.encoding import decode_responses, encode_prompts
 from goodhartlab.recipes.ppo_reward import (
+    Scores,
+    gather_scores,
     omit_long_index,
     score_metrics,
     score_responses,
@@ -45,6 +55,7 @@ from goodhartlab.rl.ppo_update import (
 from goodhartlab.rollout.generate import sample
 from goodhartlab.rollout.llm import SequenceBatch, policy_pass, value_pass
 from goodhartlab.rollout.vllm_policy import push_weights, sample_responses
+from goodhartlab.runs import distributed
 from goodhartlab.runs.seeding import derive_seed
 from goodhartlab.toyworld.teacher import sample_prompts
 
@@ -74,11 +85,22 @@ def iteration_generator(seed: int, iteration: int, device: torch.device) -> torc
     return torch.Generator(device=device).manual_seed(derive_seed(seed, "ppo/iteration", iteration))
 
 
+def rollout_generator(cfg: PPOConfig, iteration: int, generator: torch.Generator):
+    """The sampler's generator: the iteration's own with one process (as always); with several,
+    one per (iteration, rank), so the ranks draw independent samples while the iteration's
+    generator, which shuffles the minibatches, stays the same on every rank."""
+    if distributed.size() == 1:
+        return generator
+    seed = derive_seed(cfg.seed, "ppo/rollout_rank", iteration, distributed.rank())
+    return torch.Generator(device=generator.device).manual_seed(seed)
+
+
 def draw_prompts(cfg: PPOConfig, iteration: int, pool: list[str] | None) -> list[str]:
-    """Toy prompts from a (seed, iteration) stream, or a seeded draw from the prompt file."""
+    """Toy prompts from a (seed, iteration) stream, or a seeded draw from the prompt file: the
+    global batch, `prompts_per_iteration` per process (every rank draws all, keeps its shard)."""
 
     rng = np.random.default_rng([cfg.seed, iteration, 7])
-    n = cfg.ppo.prompts_per_iteration
+    n = cfg.ppo.prompts_per_iteration * distributed.size()
     if pool is None:
         return [p.text for p in sample_prompts(n, rng)]
     return [pool[i] for i in rng.choice(len(pool), size=n, replace=len(pool) < n)]
@@ -196,9 +218,12 @@ def collect_rollout(
     cfg: PPOConfig, state: PPOState, iteration: int, pool: list[str] | None, generator
 ) -> Rollout:
     """Step 1 draw prompts and sample, step 2 omit truncated samples if asked, step 3 the
-    rollout-time logprobs (the sampler's own where exact), reference logprobs and values."""
+    rollout-time logprobs (the sampler's own where exact), reference logprobs and values.
+    Several processes: this rank's shard of the prompts (omit_long replaces a truncated sample
+    by a finished one of the same shard)."""
 
     prompts = draw_prompts(cfg, iteration, pool)
+    prompts = [prompts[i] for i in distributed.shard(range(len(prompts)))]
     ids, mask = encode_prompts(state.tokenizer, prompts, cfg.template, state.device)
     response_ids, response_mask, ended, logprobs = sample_rollout(
         cfg, state, ids, mask, iteration, generator
@@ -213,11 +238,30 @@ def collect_rollout(
     return Rollout(kept, batch, ended[rows], old, ref, values)
 
 
+def gather_rollout(ro: Rollout, scores: Scores, pad_id: int) -> tuple[Rollout, Scores]:
+    """Every rank's shard in rank order, padded as one process pads its batch (prompts on the
+    left, responses on the right): the global batch, the same on every rank. One process:
+    unchanged."""
+    if distributed.size() == 1:
+        return ro, scores
+    left = partial(distributed.gather_padded, left=True)
+    b, right = ro.batch, distributed.gather_padded
+    batch = SequenceBatch(left(b.prompt_ids, pad_id), left(b.prompt_mask, 0),
+                          right(b.response_ids, pad_id), right(b.response_mask, 0))  # fmt: skip
+    rollout = Rollout(
+        distributed.gather_objects(ro.prompts), batch, distributed.gather(ro.ended),
+        right(ro.old_logprobs, 0.0), right(ro.ref_logprobs, 0.0), right(ro.old_values, 0.0),
+    )  # fmt: skip
+    return rollout, gather_scores(scores)
+
+
 def _hyperparams(cfg: PPOConfig):
+    """The update's settings; the minibatch is global, `minibatch_size` per process."""
 
     ppo_cfg = cfg.ppo
+    minibatch = ppo_cfg.minibatch_size * distributed.size()
     return PPOHyperparams(
-        epochs=ppo_cfg.epochs, minibatch_size=ppo_cfg.minibatch_size, clip_eps=ppo_cfg.clip_eps,
+        epochs=ppo_cfg.epochs, minibatch_size=minibatch, clip_eps=ppo_cfg.clip_eps,
         clip_eps_value=ppo_cfg.clip_eps_value, vf_coef=ppo_cfg.vf_coef, ent_coef=ppo_cfg.ent_coef,
         max_grad_norm=ppo_cfg.max_grad_norm, whiten_advantages=ppo_cfg.whiten_advantages,
         target_kl=ppo_cfg.target_kl,
@@ -247,11 +291,14 @@ def ppo_iteration(
     """Run one iteration in place on `state`; returns its metrics."""
 
     generator = iteration_generator(cfg.seed, iteration, state.device)
-    ro = collect_rollout(cfg, state, iteration, pool, generator)  # steps 1-3
+    sampler = rollout_generator(cfg, iteration, generator)
+    ro = collect_rollout(cfg, state, iteration, pool, sampler)  # steps 1-3
     # step 4: score (proxy, gold) and shape the reward
     mask = ro.batch.response_mask
     texts = decode_responses(state.tokenizer, ro.batch.response_ids, mask)
     scores = score_responses(cfg.reward, reward_models, ro.prompts, texts, ro.ended.tolist())
+    ro, scores = gather_rollout(ro, scores, state.tokenizer.pad_token_id)  # 1 process: as is
+    mask = ro.batch.response_mask
     lengths = mask.sum(dim=1)
     shaped, state.reward_stats = training_scores(cfg.reward, scores, lengths, state.reward_stats)
     # step 5: per-token rewards; step 6: GAE

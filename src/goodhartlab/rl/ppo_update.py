@@ -29,6 +29,7 @@ from goodhartlab.core.regularize import (
     loss_penalty,
     sequence_log_ratio,
 )
+from goodhartlab.runs import distributed
 
 
 class PPOBatch(TypedDict, total=False):
@@ -187,7 +188,11 @@ def _minibatch_step(
     n_valid = mask.sum().clamp_min(1).to(advantages.dtype)
     optimizer.zero_grad(set_to_none=True)
     stats: dict[str, torch.Tensor | float] = {}
-    for rows in torch.arange(n_rows, device=mask.device).chunk(hp.grad_accum_steps):
+    # several processes: each rank takes its contiguous slice of the minibatch, a micro-batch
+    # whose loss is normalised by the whole minibatch's count like the others; the gradients
+    # and metrics are then summed over ranks (one process: the whole minibatch, no-ops)
+    mine = torch.tensor(distributed.shard(range(n_rows)), dtype=torch.long, device=mask.device)
+    for rows in mine.chunk(hp.grad_accum_steps):
         micro = _take(minibatch, rows)
         out = forward_fn(micro)
         loss, metrics = ppo_loss(out, micro, advantages[rows], hp, n_valid)
@@ -204,6 +209,8 @@ def _minibatch_step(
         for key, value in metrics.items():
             stats[key] = stats.get(key, 0.0) + value
     params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    distributed.sum_gradients(params)
+    stats = distributed.sum_across(stats)
     max_norm = hp.max_grad_norm if hp.max_grad_norm is not None else float("inf")
     stats["ppo/grad_norm"] = torch.nn.utils.clip_grad_norm_(params, max_norm)
     optimizer.step()

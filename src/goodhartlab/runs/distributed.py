@@ -169,3 +169,91 @@ def finish() -> None:
 
         dist.barrier()
         dist.destroy_process_group()
+
+
+# --- PPO's helpers: a rollout sharded over ranks, then gathered so every rank holds it ---------
+
+
+@contextmanager
+def alone() -> Iterator[None]:
+    """Run the block as a single process (e.g. rank 0 building the cached toy models, which
+    runs the sft / train-rm recipes): inside it `active()` is False and this is rank 0, so
+    the nested recipe neither shards nor waits for ranks that are not running it."""
+    saved = {key: os.environ.get(key) for key in ("WORLD_SIZE", "RANK")}
+    os.environ["WORLD_SIZE"], os.environ["RANK"] = "1", "0"
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def gather_objects(items: list[Any]) -> list[Any]:
+    """Every rank's list (texts, prompts), concatenated in rank order."""
+    if not active():
+        return items
+    import torch.distributed as dist
+
+    parts: list[Any] = [None] * world_size()
+    dist.all_gather_object(parts, items)
+    return [item for part in parts for item in part]
+
+
+def gather_padded(tensor: Any, pad: float | int, left: bool = False) -> Any:
+    """`gather` for (b, T) shards whose widths differ: each is padded to the widest with `pad`
+    (on the left for left-padded prompts), as one process's batch of all rows would be."""
+    if not active():
+        return tensor
+    import torch
+    import torch.distributed as dist
+
+    widths = [0] * world_size()
+    dist.all_gather_object(widths, int(tensor.shape[1]))
+    extra = max(widths) - tensor.shape[1]
+    if extra:
+        filler = torch.full((tensor.shape[0], extra), pad, dtype=tensor.dtype, device=tensor.device)
+        tensor = torch.cat([filler, tensor] if left else [tensor, filler], dim=1)
+    return gather(tensor)
+
+
+def broadcast_object(value: Any) -> Any:
+    """Rank 0's value on every rank (e.g. its early-stop decision: only rank 0 evaluates)."""
+    if not active():
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def sum_across(values: dict[str, Any]) -> dict[str, Any]:
+    """Sum each (scalar) value over ranks; floats and 0-dim tensors, returned as float64
+    tensors. For per-rank partial sums whose total is the global figure."""
+    if not active():
+        return values
+    import torch
+
+    keys = sorted(values)
+    total = _all_reduce_sum([float(values[k]) for k in keys], "cpu")
+    return {k: torch.tensor(v, dtype=torch.float64) for k, v in zip(keys, total)}
+
+
+def sum_gradients(params: Sequence[Any]) -> None:
+    """All-reduce (sum) the gradients of `params`.
+
+    Why a sum, not `backward`'s average: PPO's minibatch loss is already normalised by the
+    *global* minibatch's valid-token count (each rank acts as one micro-batch of gradient
+    accumulation), so the ranks' gradients add up to the global minibatch's gradient exactly.
+    Every rank forwards a non-empty shard of the same batch, so the same params have grads.
+    """
+    if not active():
+        return
+    import torch.distributed as dist
+
+    for param in params:
+        if param.grad is not None:
+            dist.all_reduce(param.grad)

@@ -52,6 +52,8 @@ STREAMS: dict[str, Callable[..., int]] = {
     "ppo/eval_generation": lambda seed: seed + 99,
     # ppo with generation.backend=vllm: one seed per rollout prompt (per-request vLLM seeds)
     "ppo/vllm_rollout": lambda seed, iteration, row: mix(seed, iteration, row),
+    # ppo with several processes: each rank's sampling in each iteration
+    "ppo/rollout_rank": lambda seed, iteration, rank: mix(seed, iteration, rank, 11),
     # orpo: weights init, the default base policy's init, BC shuffles, the final evaluation
     "orpo/init": lambda seed: mix(seed, 0, 0),
     "orpo/base_init": lambda seed: mix(seed, 0, 1),
