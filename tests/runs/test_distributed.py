@@ -1,5 +1,6 @@
 """Data-parallel training under torchrun (2 CPU processes, gloo) equals one process with the
-doubled batch, only rank 0 writes the run dir, and a killed 2-process run resumes exactly."""
+doubled batch, only rank 0 writes the run dir, and a killed 2-process run resumes exactly:
+SFT, train-rm and PPO."""
 
 from __future__ import annotations
 
@@ -28,9 +29,9 @@ def _env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "GOODHART_THREADS": "1"}
 
 
-def _torchrun(args: list[str]) -> list[str]:
+def _torchrun(args: list[str], target: tuple[str, ...] = ("-m", "goodhartlab")) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-            "2", "-m", "goodhartlab", *args]  # fmt: skip
+            "2", *target, *args]  # fmt: skip
 
 
 def _run2(args: list[str]) -> str:
@@ -166,3 +167,96 @@ def test_a_single_process_command_under_a_launcher_is_refused(monkeypatch, capsy
     err = capsys.readouterr().err.strip()
     assert "goodhart bon runs in one process" in err and "sft, train-rm" in err
     assert "\n" not in err and not Path("never").exists()
+
+
+# PPO: greedy rollouts (temperature 0) draw no random numbers, so the 2 ranks sample the rows one
+# process samples for the doubled batch; with temperature > 0 each rank has its own stream
+# (docs/scale.md), so only the all-reduce and the writes are comparable.
+PPO_KEYS = ("reward/train", "reward/gold", "reward/proxy", "length/mean", "kl/k3",
+            "loss/policy", "loss/value", "ppo/approx_kl", "ppo/grad_norm", "eval/reward/proxy",
+            "eval/reward/gold", "eval/kl/k3", "eval/length/mean")  # fmt: skip
+# The CLI under torchrun, saving each rank's policy and value parameters after the last
+# iteration (before rank 0 saves the model) to DUMP/rank{r}.safetensors.
+SPY = """
+import sys
+from safetensors.torch import save_file
+from goodhartlab.cli import main
+from goodhartlab.recipes import ppo
+from goodhartlab.runs import distributed
+
+loop = ppo.train_loop
+def spy(cfg, state, *args):
+    loop(cfg, state, *args)
+    value = state.value_head if state.value_head is not None else state.value_model
+    named = [*state.policy.named_parameters(), *(("v." + n, p) for n, p in value.named_parameters())]
+    tensors = {n: p.detach().clone().contiguous() for n, p in named}
+    save_file(tensors, sys.argv[1] + f"/rank{distributed.rank()}.safetensors")
+ppo.train_loop = spy
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def ppo_args(tiny_ppo_models, ppo_smoke_args):
+    """`args(out, batch)`: greedy smoke PPO on the tiny models, `batch` prompts per process."""
+
+    def args(out: Path, batch: int) -> list[str]:
+        per_process = [f"ppo.prompts_per_iteration={batch}", f"ppo.minibatch_size={batch // 2}"]
+        return ppo_smoke_args(out, tiny_ppo_models, "generation.temperature=0", *per_process)
+
+    return args
+
+
+@pytest.fixture(scope="module")
+def ppo_runs(tmp_path_factory, ppo_args):
+    base = tmp_path_factory.mktemp("ppo")
+    one, two, dump = base / "one", base / "two", base / "dump"
+    assert main(ppo_args(one, 16)) == 0
+    (base / "spy.py").write_text(SPY)
+    dump.mkdir()
+    spy = _torchrun([str(dump), *ppo_args(two, 8)], target=(str(base / "spy.py"),))
+    done = subprocess.run(spy, env=_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("ppo: 4/4") == 1  # rank 0's progress only
+    return one, two, dump
+
+
+def test_ppo_ranks_end_with_identical_parameters(ppo_runs, tiny_ppo_models) -> None:
+    """The gradients were all-reduced: both ranks hold bit-identical weights, which trained."""
+    _, _, dump = ppo_runs
+    rank0 = load_file(str(dump / "rank0.safetensors"))
+    rank1 = load_file(str(dump / "rank1.safetensors"))
+    assert rank0.keys() == rank1.keys() and len(rank0) > 10
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+    start = load_file(str(tiny_ppo_models / "policy" / "model.safetensors"))
+    shared = [k for k in rank0 if k in start]  # named_parameters lists a tied weight once
+    assert len(shared) > 10
+    assert not [k for k in shared if torch.equal(start[k], rank0[k])]
+
+
+def test_ppo_two_processes_equal_one_process_with_twice_the_batch(ppo_runs) -> None:
+    one, two, _ = ppo_runs
+    rows = _metrics(two / "metrics.jsonl")
+    assert len(rows) == 5  # the step-0 evaluation and 4 iterations, logged once (rank 0)
+    _assert_close_metrics(rows, _metrics(one / "metrics.jsonl"), PPO_KEYS)
+    _assert_close_weights(two / "model", one / "model")
+    samples = json.loads((two / "eval" / "eval-4.json").read_text())
+    assert samples == json.loads((one / "eval" / "eval-4.json").read_text())
+    assert _files(two) == _files(one)  # rank 1 wrote nothing of its own
+
+
+def test_killed_two_process_ppo_resumes_to_the_same_numbers(ppo_runs, ppo_args, tmp_path):
+    _, two, _ = ppo_runs
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_torchrun(ppo_args(out, 8)), env=_env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    marker, deadline = out / "checkpoints" / "latest", time.time() + 300
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers, uncleanly
+    proc.wait()
+    assert marker.exists() and not (out / "ppo_summary.json").exists()
+    _run2([*ppo_args(out, 8), "--resume"])
+    assert _metrics(out / "metrics.jsonl") == _metrics(two / "metrics.jsonl")
+    _assert_close_weights(out / "model", two / "model")
