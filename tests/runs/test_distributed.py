@@ -198,11 +198,14 @@ sys.exit(main(sys.argv[2:]))
 
 @pytest.fixture(scope="module")
 def ppo_args(tiny_ppo_models, ppo_smoke_args):
-    """`args(out, batch)`: greedy smoke PPO on the tiny models, `batch` prompts per process."""
+    """`args(out, batch, *extra)`: greedy smoke PPO on the tiny models, `batch` prompts per
+    process."""
 
-    def args(out: Path, batch: int) -> list[str]:
+    def args(out: Path, batch: int, *extra: str) -> list[str]:
         per_process = [f"ppo.prompts_per_iteration={batch}", f"ppo.minibatch_size={batch // 2}"]
-        return ppo_smoke_args(out, tiny_ppo_models, "generation.temperature=0", *per_process)
+        return ppo_smoke_args(
+            out, tiny_ppo_models, "generation.temperature=0", *per_process, *extra
+        )
 
     return args
 
@@ -260,3 +263,18 @@ def test_killed_two_process_ppo_resumes_to_the_same_numbers(ppo_runs, ppo_args, 
     _run2([*ppo_args(out, 8), "--resume"])
     assert _metrics(out / "metrics.jsonl") == _metrics(two / "metrics.jsonl")
     _assert_close_weights(out / "model", two / "model")
+
+
+def test_rank_zeros_early_stop_ends_both_processes(ppo_args, tmp_path) -> None:
+    """Only rank 0 evaluates and flags; its decision reaches rank 1, which stops too (a rank
+    left waiting would hang the launcher), and the kept iteration-1 policy is saved."""
+    out = tmp_path / "stop"
+    extra = ["eval.every=1", "checkpoint_every=1", "detect.warmup=2",
+             "detect.thresholds.length=-1e9", "early_stop.on=length"]  # fmt: skip
+    _run2(ppo_args(out, 8, *extra))
+    assert [r["step"] for r in _metrics(out / "metrics.jsonl")] == [0, 1, 2]
+    summary = json.loads((out / "ppo_summary.json").read_text())
+    assert (summary["early_stopped_at"], summary["saved_policy_step"]) == (2, 1)
+    saved = load_file(str(out / "model" / "model.safetensors"))
+    kept = load_file(str(out / "checkpoints" / "step_1" / "model.safetensors"))
+    assert all(torch.equal(saved[k], kept[k]) for k in kept)
