@@ -278,3 +278,18 @@ def test_rank_zeros_early_stop_ends_both_processes(ppo_args, tmp_path) -> None:
     saved = load_file(str(out / "model" / "model.safetensors"))
     kept = load_file(str(out / "checkpoints" / "step_1" / "model.safetensors"))
     assert all(torch.equal(saved[k], kept[k]) for k in kept)
+
+
+def test_ppo_vllm_rollouts_under_a_launcher_are_refused(monkeypatch) -> None:
+    """Where vLLM could run (here faked), several processes with its engine are one line."""
+    from goodhartlab.config.ppo_schema import PPOConfig, RolloutGenerationConfig
+    from goodhartlab.errors import ConfigError
+    from goodhartlab.recipes import ppo
+
+    monkeypatch.setattr(ppo, "check_available", lambda backend, key: None)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    cfg = PPOConfig(generation=RolloutGenerationConfig(backend="vllm"))
+    with pytest.raises(ConfigError, match="vllm rollouts run in one process \\(WORLD_SIZE=2\\)"):
+        ppo.check_config(cfg)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    ppo.check_config(cfg)  # one process: accepted
