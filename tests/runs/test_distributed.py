@@ -245,7 +245,15 @@ def test_ppo_two_processes_equal_one_process_with_twice_the_batch(ppo_runs) -> N
     _assert_close_metrics(rows, _metrics(one / "metrics.jsonl"), PPO_KEYS)
     _assert_close_weights(two / "model", one / "model")
     samples = json.loads((two / "eval" / "eval-4.json").read_text())
-    assert samples == json.loads((one / "eval" / "eval-4.json").read_text())
+    reference = json.loads((one / "eval" / "eval-4.json").read_text())
+    assert len(samples) == len(reference) == 16
+    for ours, theirs in zip(samples, reference):  # the same answers; scores within float noise
+        assert ours.keys() == theirs.keys()
+        for key, value in ours.items():
+            if key in ("proxy_scores", "kl", "kl_list"):
+                assert value == pytest.approx(theirs[key], rel=1e-4, abs=1e-5), key
+            else:
+                assert value == theirs[key], key
     assert _files(two) == _files(one)  # rank 1 wrote nothing of its own
 
 
