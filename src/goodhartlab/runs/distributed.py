@@ -230,15 +230,16 @@ def broadcast_object(value: Any) -> Any:
     return box[0]
 
 
-def sum_across(values: dict[str, Any]) -> dict[str, Any]:
+def sum_across(values: dict[str, Any], device: Any = "cpu") -> dict[str, Any]:
     """Sum each (scalar) value over ranks; floats and 0-dim tensors, returned as float64
-    tensors. For per-rank partial sums whose total is the global figure."""
+    tensors. For per-rank partial sums whose total is the global figure. `device`: where the
+    reduction runs (NCCL reduces only CUDA tensors)."""
     if not active():
         return values
     import torch
 
     keys = sorted(values)
-    total = _all_reduce_sum([float(values[k]) for k in keys], "cpu")
+    total = _all_reduce_sum([float(values[k]) for k in keys], device)
     return {k: torch.tensor(v, dtype=torch.float64) for k, v in zip(keys, total)}
 
 
