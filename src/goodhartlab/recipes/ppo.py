@@ -255,8 +255,9 @@ def resolve_toy_inputs(cfg: PPOConfig) -> str:
     the sft / train-rm recipes, which must not shard over ranks that are not running them); the
     other ranks then find the cache filled."""
     with distributed.main_first(), distributed.alone():
-        resolve_members(cfg.reward.reward_models, cfg.reward.seeds, "reward.reward_models")
-        resolve_members(cfg.detect.ensemble or [], None, "detect.ensemble")
+        for members in (cfg.reward.reward_models, cfg.detect.ensemble):  # as the loaders do
+            if members:
+                resolve_members(members, cfg.reward.seeds, "reward.reward_models")
         return resolve_source(cfg.policy.source)
 
 
