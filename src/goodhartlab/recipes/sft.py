@@ -46,7 +46,7 @@ def load_sft_data(cfg: SFTConfig, run: RunDir) -> SFTData:
     is_toy = "toy" in (cfg.data.train, cfg.data.eval)
     if is_toy:
         toy_dir = run.file("toyworld")
-        with distributed.main_first():  # several processes: rank 0 writes it, the rest read
+        with distributed.main_first(), distributed.alone():  # rank 0 writes it, the rest read
             if not (toy_dir / "world.json").exists():
                 make(toy_dir, cfg.data.toy)
     for split in ("train", "eval"):

@@ -240,9 +240,12 @@ def run(cfg: TrainRMConfig, run_dir: RunDir, resume: bool = False) -> dict:
     """The whole recipe; writes RUN/rm_summary.json and RUN/ensemble.json."""
 
     # step 1. the preference pairs (toy: policy samples labelled by gold; or the user's file)
-    with distributed.main_first():  # several processes: rank 0 samples toy pairs, the rest read
+    # several processes: rank 0 samples toy pairs (building cached toy models as a single
+    # process: their sft recipe must not wait for ranks that are not running it), the rest read
+    with distributed.main_first(), distributed.alone():
         sets = load_pairs(cfg, run_dir)
-    tok = load_tokenizer(resolve_source(cfg.model.source, cfg.data.toy.seed))
+        source = resolve_source(cfg.model.source, cfg.data.toy.seed)
+    tok = load_tokenizer(source)
     # step 2. the length paper's data interventions, in the seed's order
     train, info = apply_interventions(cfg, sets["train"], tok)
     info["files"] = {s: sets[s].read for s in ("train", "eval") if sets[s].read}  # format, skips
