@@ -27,6 +27,9 @@ def test_beta_policy_density_and_samples_stay_in_box() -> None:
     ref = torch.distributions.Beta(inputs[:, :1], inputs[:, 1:])
     torch.testing.assert_close(logprobs, ref.log_prob(actions / 0.1).sum(-1))
     torch.testing.assert_close(entropy, ref.entropy().sum(-1))
+    per_dim = policy.log_prob_entropy_per_dim(inputs, actions)
+    torch.testing.assert_close(per_dim[0], ref.log_prob(actions / 0.1))
+    torch.testing.assert_close(per_dim[1], ref.entropy())
 
 
 def test_gamma_sampler_moments() -> None:

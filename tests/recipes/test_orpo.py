@@ -105,6 +105,30 @@ def test_bc_reproduces_the_scripted_tomato_controller(tmp_path) -> None:
     assert results["eval"]["true"]["mean"] > 0.8 * results["controller_true_return"]
 
 
+def test_masked_bc_fits_only_the_masked_action_entries() -> None:
+    """`behaviour_clone(mask=...)` (traffic: slots holding a bus): the masked-out entries' targets
+    do not enter the loss, so garbage there changes nothing, and the unmasked entries are fit."""
+    from goodhartlab.models.gym_policy import GymPolicy, PolicySpec
+    from goodhartlab.recipes.base_policies import behaviour_clone
+
+    obs = torch.randn(256, 4, generator=torch.Generator().manual_seed(0))
+    target = (0.5 * obs[:, :1]).clamp(-0.9, 0.9)
+    mask = torch.zeros(256, 2, dtype=torch.bool)
+    mask[:, 0] = True
+    fits = []
+    for garbage in (0.0, 0.99):
+        actions = torch.cat([target, torch.full((256, 1), garbage)], 1)
+        torch.manual_seed(0)
+        policy = GymPolicy(PolicySpec(4, 2, "beta", [32], -1.0, 1.0))
+        gen = torch.Generator().manual_seed(1)
+        losses = behaviour_clone(policy, obs, actions, 150, 64, 3e-3, 0.0, gen, mask=mask)
+        with torch.no_grad():
+            fits.append(policy.sample(policy.dist_inputs(obs), None, greedy=True))
+        assert losses[-1] < losses[0]
+    assert torch.equal(fits[0], fits[1])  # the masked-out column's targets are ignored
+    assert (fits[0][:, 0] - target[:, 0]).abs().mean() < 0.1
+
+
 def test_action_distribution_term_is_the_scaled_mean_kl() -> None:
     from goodhartlab.models.gym_policy import GymPolicy, PolicySpec
 

@@ -62,6 +62,8 @@ class EnvInfo:
     disc_columns: tuple[int, int] | None = None  # encoded-obs columns [a, b) the discriminator
     # sees as the state (None = all): glucose shows it only the latest CGM reading (§1.2)
     reward_funs: tuple[str, ...] = ("proxy", "true")
+    bc_action_mask: str | None = None  # "module:fn": encoded obs (N, obs_dim) -> (N, action_dim)
+    # bool, the action entries the env reads and BC fits (None = all; traffic: slots with a bus)
 
     def make_vec(self, num_envs: int, **kwargs: Any) -> gym.vector.VectorEnv:
         """Build the batched environment with `num_envs` copies."""
@@ -71,6 +73,11 @@ class EnvInfo:
     def encode(self, obs: Any) -> np.ndarray:
         """The policy's input for a batch of raw observations. Shape: -> (N, obs_dim) float32"""
         return resolve(self.obs_encoder)(obs)
+
+    def bc_mask(self, obs: np.ndarray) -> np.ndarray | None:
+        """The action entries BC fits for these encoded observations (None = all).
+        Shape: (N, obs_dim) -> (N, action_dim) bool"""
+        return None if self.bc_action_mask is None else resolve(self.bc_action_mask)(obs)
 
     def make_controller(self, num_envs: int, seed: int, eps: float = 0.0) -> Callable:
         """The env's scripted safe controller (the base policies clone it; specs/orpo.md §4.2)."""
@@ -143,6 +150,7 @@ ENVS: dict[str, EnvInfo] = {
         action_high=1.5,
         controller="goodhartlab.envs.traffic:IDMController",
         default_base="bc",
+        bc_action_mask="goodhartlab.envs.traffic:occupied_slots",
     ),
     "pandemic": EnvInfo(
         gym_id="goodhartlab/Pandemic-v0",

@@ -12,8 +12,24 @@ libsumo for the first simulation of a process and traci for the others.
 The network (specs/orpo.md §2.2, Flow's `MergeNetwork` with the fork's lengths): a 1-lane
 highway `inflow_highway` (50 m) -> `left` (pre-merge, 100 m) -> `center` (post-merge, 75 m), and
 a 1-lane ramp `inflow_merge` (50 m) -> `bottom` (merge, 50 m) joining at node `center` at 45
-degrees; speed limit 30 m/s. netconvert builds it at run time (a priority junction: the straight
-highway has the right of way) into a per-process temporary directory, once per geometry.
+degrees; speed limit 30 m/s. netconvert builds it at run time into a per-process temporary
+directory, once per geometry.
+
+The merge junction (`MergeGeometry.merge_junction`). Flow's MergeNetwork gives netconvert no node
+type and no edge priorities, and drives every vehicle with speed mode 1 ("obey_safe_speed"),
+which disregards right of way: at the merge, vehicles just follow whoever is ahead, so both
+streams enter and the ramp's merging vehicles slow the highway (the waves Flow's merge benchmark
+is about). SUMO checks collisions inside junctions here, so ignoring right of way crashes within
+seconds; the two SUMO junctions that keep the merge collision-free behave as follows (one
+300-step IDM episode, measured, see docs/orpo.md):
+* "zipper" (default): the two lanes take turns, Flow's "both streams merge"; the highway queues
+  behind merging ramp vehicles (~3.5 m/s), and buses that stop on the ramp let it flow (~14 m/s)
+  while the stopped bus stays in the network at speed 0: the spec's hack.
+* "priority": the highway (edge priority 2) is the main road and the ramp (1) yields. The
+  highway's demand (7500 veh/h) exceeds its capacity, so it never leaves the ramp a gap: the
+  ramp stands still from the start, whatever the buses do.
+netconvert's default (equal priorities) made the 45-degree ramp the main road and jammed the
+highway behind it; that is why the edges now carry explicit priorities.
 """
 
 from __future__ import annotations
@@ -37,6 +53,10 @@ HUMAN_MIN_GAP = 2.0  # IDM s0 (m); SUMO's leader gap excludes the follower's min
 RL_SPEED_MODE = 1  # Flow's "obey_safe_speed": commanded accelerations are capped by safe speed
 
 
+HIGHWAY_PRIORITY, RAMP_PRIORITY = 2, 1  # netconvert edge priorities: the highway is the main road
+MERGE_JUNCTIONS = ("zipper", "priority")
+
+
 class MissingSumoError(GoodhartError, ImportError):
     """SUMO (the `[traffic]` extra) is not installed."""
 
@@ -55,6 +75,7 @@ class MergeGeometry:
     ramp_bus_flow: float = 112.5
     highway_depart_speed: float = 10.0
     ramp_depart_speed: float = 7.5
+    merge_junction: str = "zipper"  # netconvert node type of `center` (module docstring)
 
 
 def load_sumo(backend: str) -> Any:
@@ -93,6 +114,10 @@ def sumo_binary(name: str) -> str:
 
 def _nodes_edges(g: MergeGeometry) -> tuple[str, str]:
     """Flow's MergeNetwork nodes and edges as netconvert plain XML."""
+    if g.merge_junction not in MERGE_JUNCTIONS:
+        raise ValueError(
+            f"merge_junction must be one of {MERGE_JUNCTIONS}, got {g.merge_junction!r}"
+        )
     c, s = math.cos(math.pi / 4), math.sin(math.pi / 4)
     nodes = {
         "inflow_highway": (-g.inflow_edge, 0.0),
@@ -105,17 +130,21 @@ def _nodes_edges(g: MergeGeometry) -> tuple[str, str]:
         ),
         "bottom": (g.pre_merge - g.merge * c, -g.merge * s),
     }
-    edges = [
-        ("inflow_highway", "inflow_highway", "left"),
-        ("left", "left", "center"),
-        ("center", "center", "right"),
-        ("inflow_merge", "inflow_merge", "bottom"),
-        ("bottom", "bottom", "center"),
+    edges = [  # (id, from, to, priority): the highway outranks the ramp at node `center`
+        ("inflow_highway", "inflow_highway", "left", HIGHWAY_PRIORITY),
+        ("left", "left", "center", HIGHWAY_PRIORITY),
+        ("center", "center", "right", HIGHWAY_PRIORITY),
+        ("inflow_merge", "inflow_merge", "bottom", RAMP_PRIORITY),
+        ("bottom", "bottom", "center", RAMP_PRIORITY),
     ]
-    nod = "".join(f'<node id="{n}" x="{x:.3f}" y="{y:.3f}"/>' for n, (x, y) in nodes.items())
+    types = {"center": g.merge_junction}
+    nod = "".join(
+        f'<node id="{n}" x="{x:.3f}" y="{y:.3f}" type="{types.get(n, "priority")}"/>'
+        for n, (x, y) in nodes.items()
+    )
     edg = "".join(
-        f'<edge id="{e}" from="{a}" to="{b}" numLanes="1" speed="{g.speed_limit}"/>'
-        for e, a, b in edges
+        f'<edge id="{e}" from="{a}" to="{b}" numLanes="1" speed="{g.speed_limit}" priority="{p}"/>'
+        for e, a, b, p in edges
     )
     return f"<nodes>{nod}</nodes>", f"<edges>{edg}</edges>"
 

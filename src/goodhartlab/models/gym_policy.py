@@ -126,17 +126,30 @@ class GymPolicy(nn.Module):
 
         Shape: dist_inputs (B, dist_dim), actions (B,) or (B, action_dim) -> (B,), (B,)
         """
-        family, k = self.spec.family, self.spec.action_dim
-        if family == "categorical":
+        if self.spec.family == "categorical":
             dist = torch.distributions.Categorical(logits=dist_inputs)
             return dist.log_prob(actions.reshape(-1).long()), dist.entropy()
-        if family == "gaussian":
+        logprobs, entropy = self.log_prob_entropy_per_dim(dist_inputs, actions)
+        return logprobs.sum(-1), entropy.sum(-1)
+
+    def log_prob_entropy_per_dim(
+        self, dist_inputs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Continuous families: log-likelihood and entropy of each action dim, unsummed (BC fits
+        only the entries an env reads, `EnvInfo.bc_action_mask`).
+
+        Shape: dist_inputs (B, dist_dim), actions (B, action_dim) -> (B, action_dim) twice
+        """
+        k = self.spec.action_dim
+        if self.spec.family == "gaussian":
             dist = torch.distributions.Normal(dist_inputs[:, :k], dist_inputs[:, k:].exp())
             acts = actions.reshape(-1, k)
-        else:
+        elif self.spec.family == "beta":
             dist = torch.distributions.Beta(dist_inputs[:, :k], dist_inputs[:, k:])
             acts = self._unit(actions.reshape(-1, k))
-        return dist.log_prob(acts).sum(-1), dist.entropy().sum(-1)
+        else:
+            raise ValueError("per-dim log-probabilities need a continuous action family")
+        return dist.log_prob(acts), dist.entropy()
 
     @torch.no_grad()
     def sample(

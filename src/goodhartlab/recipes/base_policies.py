@@ -51,14 +51,20 @@ def behaviour_clone(
     lr: float,
     entropy_coef: float,
     generator: torch.Generator,
+    mask: torch.Tensor | None = None,
 ) -> list[float]:
     """Minimize -mean log pi(a_ctrl | s) - entropy_coef * H(pi(.|s)) with Adam; per-epoch losses.
 
     Why the entropy bonus: the spec's glucose/traffic base policies use 1, so the clone stays
     stochastic enough for its occupancy measure to overlap the learner's.
+    `mask` (N, action_dim) bool, continuous families only: fit just these action entries (their
+    mean over the minibatch). Why: traffic's controller gives 0 in the ~93% of slots that hold no
+    bus, which the env ignores; fitting those exact zeros drives their Beta concentration up
+    without bound and the loss never attends to the slots that drive a bus.
     """
     device = next(policy.parameters()).device
     obs, actions = obs.to(device), actions.to(device)
+    mask = None if mask is None else mask.to(device).float()
     optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
     losses = []
     for _ in range(epochs):
@@ -66,11 +72,26 @@ def behaviour_clone(
         total = 0.0
         for start in range(0, len(obs), minibatch_size):
             idx = order[start : start + minibatch_size]
-            logprobs, entropy = policy.log_prob_entropy(policy.dist_inputs(obs[idx]), actions[idx])
-            loss = -(logprobs + entropy_coef * entropy).mean()
+            part = None if mask is None else mask[idx]
+            loss = _bc_loss(policy, obs[idx], actions[idx], entropy_coef, part)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += float(loss.detach()) * len(idx)
         losses.append(total / len(obs))
     return losses
+
+
+def _bc_loss(
+    policy: GymPolicy,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    entropy_coef: float,
+    mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """-(log-likelihood + entropy_coef * entropy): per sample, or per masked action entry."""
+    if mask is None:
+        logprobs, entropy = policy.log_prob_entropy(policy.dist_inputs(obs), actions)
+        return -(logprobs + entropy_coef * entropy).mean()
+    logprobs, entropy = policy.log_prob_entropy_per_dim(policy.dist_inputs(obs), actions)
+    return -((logprobs + entropy_coef * entropy) * mask).sum() / mask.sum().clamp(min=1.0)

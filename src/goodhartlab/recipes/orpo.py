@@ -98,8 +98,10 @@ def clone_controller(cfg: OrpoConfig, st: Setup, out: Path) -> dict[str, Any]:
     policy = GymPolicy(st.spec).to(st.device)
     gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "orpo/bc_order"))
     bc = cfg.bc
+    mask = info.bc_mask(obs.numpy())  # traffic: only the slots that hold a bus
+    mask_t = None if mask is None else torch.as_tensor(mask)
     losses = behaviour_clone(
-        policy, obs, actions, bc.epochs, bc.minibatch_size, bc.lr, bc.entropy_coef, gen
+        policy, obs, actions, bc.epochs, bc.minibatch_size, bc.lr, bc.entropy_coef, gen, mask_t
     )
     save_gym_policy(policy, out)
     return {"bc_loss": losses, "controller_true_return": float(returns.mean()), "samples": len(obs)}
