@@ -3,11 +3,13 @@
 "ORPO" = occupancy-measure regularized policy optimization (Laidlaw et al.), not TRL's ORPO.
 
 Run:  PYTHONPATH=src python benchmarks/traffic_table.py --seeds 0 1 2 --out DIR \
-          [--methods no_reg true_reward om_sqrt_chi2:0.2]
+          [--methods no_reg ad_kl om_kl:0.05 ...]
 
-The traffic env costs ~1 ms of SUMO per step, so the full grid of `orpo_table.py` does not fit a
-2-core machine; this runs the chosen methods with the preset configs/orpo/traffic.yaml through
-`orpo_table._job` (same base-per-seed sharing, same result rows). Besides the mean and Student-t
+The traffic env costs ~1 ms of SUMO per step, so the coefficient grids of `orpo_table.py` do not
+fit a 2-core machine; this runs one coefficient per method (default: the 7 rows base, no_reg,
+AD-KL, OM-KL, OM-chi2, OM-sqrt-chi2, true reward at `orpo_table.ONE_COEF`; `name:coef` picks
+another) with the preset configs/orpo/traffic.yaml through `orpo_table._job` (same
+base-per-seed sharing, same result rows), one run at a time. Besides the mean and Student-t
 95% interval over seeds, it prints "hacked": the fraction of seeds whose true return is below that
 seed's base policy while the proxy return is above it. Also prints the scripted policies' returns
 (IDM, zero acceleration, full braking, full throttle) over one 300-step episode, which show what
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from orpo_table import T95, _job
+from orpo_table import METHODS, ONE_COEF, T95, _job
 
 SCRIPTED = {"idm": None, "zero": 0.0, "brake": -1.5, "throttle": 1.5}
 
@@ -68,12 +70,22 @@ def table_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
+def parse_method(text: str) -> tuple[str, float]:
+    """'om_kl:0.2' -> ('om_kl', 0.2); a bare regularizer takes its `ONE_COEF`, no_reg and
+    true_reward 0. An unknown name exits with one line."""
+    name, _, coef = text.partition(":")
+    if name not in METHODS:
+        raise SystemExit(f"traffic_table: unknown method {name!r} (allowed: {', '.join(METHODS)})")
+    try:
+        return name, float(coef) if coef else ONE_COEF.get(name, 0.0)
+    except ValueError:
+        raise SystemExit(f"traffic_table: bad coefficient in {text!r}") from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument(
-        "--methods", nargs="+", default=["no_reg", "true_reward", "om_sqrt_chi2:0.2"]
-    )
+    parser.add_argument("--methods", nargs="+", default=METHODS, help="NAME or NAME:COEF")
     parser.add_argument("--out", default="runs/traffic_table")
     args = parser.parse_args()
     out = Path(args.out) / "traffic"
@@ -81,9 +93,8 @@ def main() -> None:
     start = time.perf_counter()
     scripted = scripted_returns()
     rows = [_job(("traffic", s, "base", 0.0, str(out))) for s in args.seeds]
-    for method in args.methods:
-        name, _, coef = method.partition(":")
-        rows += [_job(("traffic", s, name, float(coef or 0), str(out))) for s in args.seeds]
+    for name, coef in map(parse_method, args.methods):
+        rows += [_job(("traffic", s, name, coef, str(out))) for s in args.seeds]
     print("\n| scripted policy (1 episode) | true return | proxy return |\n|---|---|---|")
     for name, result in scripted.items():
         print(f"| {name} | {result['true']:,.0f} | {result['proxy']:,.1f} |")
