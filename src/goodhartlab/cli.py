@@ -207,7 +207,7 @@ def _join_processes(command: str, cfg) -> None:
     """Under torchrun / `accelerate launch` (WORLD_SIZE > 1): join the process group, or refuse
     a command that would run N colliding copies of itself."""
     from goodhartlab.errors import ConfigError
-    from goodhartlab.runs import distributed
+    from goodhartlab.runs import distributed, sharding
 
     if distributed.world_size() <= 1:
         return
@@ -217,6 +217,7 @@ def _join_processes(command: str, cfg) -> None:
             f"goodhart {command} runs in one process (WORLD_SIZE={distributed.world_size()}); "
             f"multi-process training: {allowed}"
         )
+    sharding.check_launch(command)  # FSDP for sft / train-rm; DeepSpeed: one line, refused
     distributed.init(getattr(cfg, "device", "auto"))
 
 

@@ -1,11 +1,13 @@
 """Data-parallel training under torchrun (2 CPU processes, gloo) equals one process with the
 doubled batch, only rank 0 writes the run dir, and a killed 2-process run resumes exactly:
-SFT, train-rm and PPO."""
+SFT, train-rm and PPO; for SFT and train-rm the same holds with the model sharded by FSDP
+(configs/accelerate/fsdp_cpu_2proc.yaml)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,9 +36,19 @@ def _torchrun(args: list[str], target: tuple[str, ...] = ("-m", "goodhartlab")) 
             "2", *target, *args]  # fmt: skip
 
 
-def _run2(args: list[str]) -> str:
-    """Run under torchrun with 2 processes; returns stderr."""
-    done = subprocess.run(_torchrun(args), env=_env(), capture_output=True, text=True)
+ACCELERATE = Path(__file__).parents[2] / "configs" / "accelerate"
+
+
+def _accelerate(config: str, args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+            str(ACCELERATE / config), "-m", "goodhartlab", *args]  # fmt: skip
+
+
+def _run2(args: list[str], launcher: str = "torchrun") -> str:
+    """Run with 2 processes under torchrun, or `accelerate launch` with the config file named
+    by `launcher`; returns stderr."""
+    cmd = _torchrun(args) if launcher == "torchrun" else _accelerate(launcher, args)
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stderr
 
@@ -99,21 +111,39 @@ def test_accelerate_launch_with_the_cpu_config_runs_two_processes(sft_runs, tmp_
     the same steps and numbers as the torchrun run."""
     _, two = sft_runs
     out = tmp_path / "accelerate"
-    config = Path(__file__).parents[2] / "configs" / "accelerate" / "cpu_2proc.yaml"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
-           "-m", "goodhartlab", *SFT, "--out", str(out), "train.batch_size=8"]  # fmt: skip
-    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
+    stderr = _run2([*SFT, "--out", str(out), "train.batch_size=8"], "cpu_2proc.yaml")
+    assert "fsdp" not in stderr  # DDP semantics: every process holds the whole model
     assert _metrics(out / "metrics.jsonl") == _metrics(two / "metrics.jsonl")
 
 
-def test_fsdp_or_deepspeed_launch_is_refused(monkeypatch) -> None:
-    from goodhartlab.errors import ConfigError
-    from goodhartlab.runs import distributed
+def test_fsdp_sft_shards_and_equals_one_process_with_twice_the_batch(sft_runs, tmp_path):
+    """Really sharded (each rank holds half the parameters), the same steps as 1 process x 2B,
+    only rank 0 wrote, and RUN/model (gathered on rank 0) loads with plain from_pretrained.
+    Then a resume from its step-10 checkpoint (gathered optimizer state, sharded back on
+    load) finishes with the same metrics and weights."""
+    from transformers import AutoModelForCausalLM
 
-    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
-    with pytest.raises(ConfigError, match="FSDP sharding"):
-        distributed.check_no_sharding()
+    one, _ = sft_runs
+    out = tmp_path / "fsdp"
+    stderr = _run2([*SFT, "--out", str(out), "train.batch_size=8"], "fsdp_cpu_2proc.yaml")
+    assert "fsdp (FULL_SHARD, 2 processes): rank 0 holds 55,808 of 111,488 parameters" in stderr
+    _assert_close_metrics(_metrics(out / "metrics.jsonl"), _metrics(one / "metrics.jsonl"),
+                          ("loss/train", "loss/eval", "lr"))  # fmt: skip
+    _assert_close_weights(out / "model", one / "model")
+    assert _files(out) == _files(one)
+    model, info = AutoModelForCausalLM.from_pretrained(out / "model", output_loading_info=True)
+    assert type(model).__name__ == "GPTNeoXForCausalLM"  # not FSDP's wrapper class
+    assert not any(info.values()), info  # no missing, unexpected or mismatched weights
+    ids = torch.tensor([[1, 5, 9, 12, 7]])
+    ref = AutoModelForCausalLM.from_pretrained(one / "model")
+    torch.testing.assert_close(model(ids).logits, ref(ids).logits, rtol=1e-3, atol=1e-3)
+    resumed = tmp_path / "resumed"  # as if killed after the step-10 checkpoint
+    shutil.copytree(out, resumed)
+    shutil.rmtree(resumed / "model")
+    (resumed / "sft_summary.json").unlink()
+    _run2([*SFT, "--out", str(resumed), "train.batch_size=8", "--resume"], "fsdp_cpu_2proc.yaml")
+    assert _metrics(resumed / "metrics.jsonl") == _metrics(out / "metrics.jsonl")
+    _assert_close_weights(resumed / "model", out / "model")
 
 
 def test_killed_two_process_run_resumes_to_the_same_numbers(sft_runs, tmp_path) -> None:
@@ -143,10 +173,21 @@ def pair_files(tmp_path_factory):
     return [f"data.train={out / 'prefs_train.jsonl'}", f"data.eval={out / 'prefs_eval.jsonl'}"]
 
 
-def test_train_rm_two_processes_equal_one_process_with_twice_the_batch(pair_files, tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
+@pytest.fixture(scope="module")
+def rm_one(pair_files, tmp_path_factory):
+    """One process, batch 32: the reference for the 2-process runs."""
+    one = tmp_path_factory.mktemp("rm") / "one"
     assert main([*RM, *pair_files, "--out", str(one), "train.batch_size=32"]) == 0
-    _run2([*RM, *pair_files, "--out", str(two), "train.batch_size=16"])
+    return one
+
+
+@pytest.mark.parametrize("launcher", ["torchrun", "fsdp_cpu_2proc.yaml"])
+def test_train_rm_two_processes_equal_one_process_with_twice_the_batch(
+    pair_files, rm_one, tmp_path, launcher
+):
+    one, two = rm_one, tmp_path / "two"
+    stderr = _run2([*RM, *pair_files, "--out", str(two), "train.batch_size=16"], launcher)
+    assert ("fsdp (FULL_SHARD, 2 processes): rank 0 holds" in stderr) == (launcher != "torchrun")
     rows = _metrics(two / "rm_seed1" / "metrics.jsonl")
     assert len(rows) == 8  # 250 pairs / 32 per step, the last step's shards uneven (13 + 13)
     keys = ("loss/total", "rm/train_accuracy")

@@ -21,7 +21,7 @@ from goodhartlab.models import load_policy, lora, save_model
 from goodhartlab.models.loading import write_pretrained
 from goodhartlab.models.precision import autocast
 from goodhartlab.rollout.sampling import sample_texts
-from goodhartlab.runs import RunDir, distributed
+from goodhartlab.runs import RunDir, distributed, sharding
 from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
 from goodhartlab.runs.progress import progress_bar
 from goodhartlab.runs.seeding import derive_seed
@@ -156,8 +156,9 @@ def train(cfg: SFTConfig, run: RunDir, model: Any, tok: Any, data: SFTData, resu
                 model.train()
             run.log(done, metrics)
             if done % cfg.train.checkpoint_every == 0 and done < len(steps):
+                whole, state = sharding.checkpoint_view(model, opt)  # FSDP: gathered on rank 0
                 save_checkpoint(
-                    run.checkpoint_dir(done), partial(write_pretrained, model, tok), opt, done
+                    run.checkpoint_dir(done), partial(write_pretrained, whole, tok), state, done
                 )
                 run.mark_latest(done, cfg.train.keep_checkpoints)
             advance(1, info=f"loss {loss_value:.3f}")
@@ -223,10 +224,12 @@ def run(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> dict:
     )
     model = lora.attach(model, cfg.model.lora, "CAUSAL_LM", ckpt, cfg.seed)  # r=0: unchanged
     device = next(model.parameters()).device
+    model = sharding.shard(model)  # an FSDP launch: each rank keeps 1/N of it; else unchanged
     # step 3. train (checkpoints, resume), then save the model (LoRA: merged); with several
-    # processes only rank 0 goes on after training
+    # processes only rank 0 goes on after training (FSDP: with the gathered, unsharded model)
     with autocast(cfg.model.precision, device):  # fp32: no-op; bf16-mixed: bf16 compute
         losses = train(cfg, run_dir, model, tok, data, resume)
+    model = sharding.gather(model)
     if not distributed.is_main_process():
         return losses
     model_dir = save_model(model, tok, run_dir.file("model"))

@@ -48,7 +48,7 @@ from goodhartlab.recipes.evaluate_rm import (
 )
 from goodhartlab.recipes.sft import batch_order, lr_at
 from goodhartlab.recipes.toy_inputs import resolve_source
-from goodhartlab.runs import RunDir, distributed
+from goodhartlab.runs import RunDir, distributed, sharding
 from goodhartlab.runs.checkpoint import load_checkpoint_state, save_checkpoint
 from goodhartlab.runs.progress import progress_bar
 from goodhartlab.runs.seeding import LENGTH_INTERVENTIONS, derive_seed
@@ -165,6 +165,7 @@ def open_member(cfg: TrainRMConfig, seed: int, run: RunDir, resume: bool):
                                    inform=inform, trust_remote_code=cfg.model.trust_remote_code,
                                    allow_pickle_weights=cfg.model.allow_pickle_weights)  # fmt: skip
     model = lora.attach(model, cfg.model.lora, "SEQ_CLS", ckpt, seed)  # r=0: unchanged
+    model = sharding.shard(model)  # an FSDP launch: each rank keeps 1/N of it; else unchanged
     # the global generator too (dropout of a real backbone): torch seeds it at random per process
     torch.manual_seed(seed)
     noise = None
@@ -222,8 +223,9 @@ def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, res
                 metrics["loss/ib_kl"] = distributed.global_mean(kl.item(), len(batch))
             member.log(step + 1, {k: float(v) for k, v in metrics.items()})
             if (step + 1) % cfg.train.checkpoint_every == 0 and step + 1 < len(steps):
-                write = partial(write_pretrained, model, tok)
-                save_checkpoint(member.checkpoint_dir(step + 1), write, opt, step + 1, noise)
+                whole, state = sharding.checkpoint_view(model, opt)  # FSDP: gathered on rank 0
+                write = partial(write_pretrained, whole, tok)
+                save_checkpoint(member.checkpoint_dir(step + 1), write, state, step + 1, noise)
                 if distributed.is_main_process():
                     carto.save(member.checkpoint_dir(step + 1) / CARTO_FILE)
                 member.mark_latest(step + 1)
@@ -233,7 +235,7 @@ def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, res
         carto.save(member.file(CARTO_FILE))
         # Confidence = mean over epochs of σ(margin) (Swayamdipta et al.); usable as carto_file.
         save_stats(member.file("cartography_stats.jsonl"), carto.stats())
-    return model, tok, member
+    return sharding.gather(model), tok, member  # FSDP: rank 0's unsharded copy, else None
 
 
 def run(cfg: TrainRMConfig, run_dir: RunDir, resume: bool = False) -> dict:

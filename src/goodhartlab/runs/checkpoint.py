@@ -22,7 +22,7 @@ OPTIM_FILE = "optimizer.safetensors"
 
 
 def _flatten_optimizer(optimizer: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    state = optimizer.state_dict()
+    state = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()
     tensors = {}
     for idx, slots in state["state"].items():
         for name, value in slots.items():
@@ -50,6 +50,8 @@ def save_checkpoint(
     """Write a complete checkpoint atomically: `write_model(dir)`'s files + optimizer + state.
 
     Rank 0 only in a multi-process run. A LoRA model's writer writes its adapter only.
+    `optimizer` may be its state dict instead (a sharded run passes the gathered one:
+    `runs.sharding.checkpoint_view`).
     e.g. `save_checkpoint(dir, functools.partial(models.write_pretrained, model, tok), opt, step)`
     """
     import torch
@@ -82,13 +84,16 @@ def load_checkpoint_state(
     import torch
     from safetensors.torch import load_file
 
+    from goodhartlab.runs.sharding import load_optimizer_state
+
     path = Path(path)
     state = json.loads((path / STATE_FILE).read_text())
     tensors = load_file(str(path / OPTIM_FILE))
     rng = {k: tensors.pop(k) for k in list(tensors) if k.startswith("__rng__.")}
     device = next(iter(optimizer.param_groups[0]["params"])).device
     tensors = {k: (v if k.endswith(".step") else v.to(device)) for k, v in tensors.items()}
-    optimizer.load_state_dict(_unflatten_optimizer(tensors, state["param_groups"]))
+    # under FSDP each rank keeps its shard of every state tensor; otherwise a plain load
+    load_optimizer_state(optimizer, _unflatten_optimizer(tensors, state["param_groups"]))
     torch.set_rng_state(rng["__rng__.torch"])
     if generator is not None and "__rng__.generator" in rng:
         generator.set_state(rng["__rng__.generator"])

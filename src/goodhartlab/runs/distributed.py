@@ -12,7 +12,8 @@ Why our own all-reduce and not a DDP wrapper: the recipes call `model(**batch).l
 `save_pretrained` and peft methods on the bare model; averaging gradients after `backward` keeps
 that code unchanged and is what DDP computes (without its overlap of communication and backward,
 which matters on big GPUs, not here). With one process every function here is a no-op, so the
-single-process path runs exactly the code (and numbers) it ran before.
+single-process path runs exactly the code (and numbers) it ran before. Under an FSDP launch the
+model is sharded (`runs.sharding`) and FSDP averages the gradients; `backward` only weights the loss.
 """
 
 from __future__ import annotations
@@ -59,28 +60,10 @@ def init(device: str = "auto") -> None:
 
     if world_size() <= 1 or dist.is_initialized():
         return
-    check_no_sharding()
     cuda = torch.cuda.is_available() and device in ("auto", "cuda")
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend="nccl" if cuda else "gloo")
-
-
-SHARDING_FLAGS = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DeepSpeed"}
-
-
-def check_no_sharding() -> None:
-    """Refuse an `accelerate launch` with an FSDP or DeepSpeed config: our loops replicate the
-    model in every process (DDP semantics) and would silently ignore the sharding asked for."""
-    from goodhartlab.errors import ConfigError
-
-    for flag, name in SHARDING_FLAGS.items():
-        if os.environ.get(flag, "").lower() in ("1", "true", "yes"):
-            raise ConfigError(
-                f"{name} sharding (accelerate config, {flag}) is not wired into goodhart's "
-                "training loops, which replicate the model per process; launch with "
-                "configs/accelerate/ddp_*.yaml or torchrun"
-            )
 
 
 def barrier() -> None:
@@ -131,8 +114,12 @@ def backward(loss: Any, count: int | float, model: Any) -> None:
         return
     import torch.distributed as dist
 
+    from goodhartlab.runs.sharding import is_sharded
+
     total = _all_reduce_sum([float(count)], loss.device)[0]
     (loss * (float(count) * world_size() / max(total, 1.0))).backward()
+    if is_sharded(model):  # FSDP reduce-scatters the gradients and averages them itself
+        return
     # Every rank runs the same model on the same kind of batch, so the same parameters have
     # gradients everywhere (a frozen or unused one has None on every rank and stays None).
     for param in model.parameters():

@@ -1,0 +1,251 @@
+"""Sharded data parallelism (FSDP, ZeRO-3 / ZeRO-2 style) for `goodhart sft` and `train-rm`.
+
+`accelerate launch --config_file configs/accelerate/fsdp.yaml -m goodhartlab sft ...` exports
+ACCELERATE_USE_FSDP and FSDP_* variables and starts the processes; accelerate itself never wraps
+our model (we do not call `Accelerator.prepare`), so this module reads those variables and shards
+with torch's own FSDP2 (`torch.distributed.fsdp.fully_shard`): each transformer block, then the
+root, so every rank keeps 1/N of the parameters, gradients (reduce-scattered, averaged over
+ranks) and AdamW state. Why FSDP2 and not accelerate's wrapper: the recipes keep calling
+`model(**batch)`, `clip_grad_norm_` and `optimizer.step()` on the model they built, and FSDP2 only
+swaps the parameters for DTensor shards in place.
+
+Everything that needs whole tensors is collective and gathers one tensor at a time: `gather()`
+gives rank 0 an unsharded copy (to save with plain `save_pretrained`, sample and evaluate), and
+`checkpoint_view()` also gathers the optimizer state, so an FSDP checkpoint has the same files as
+a single-process one and `load_optimizer_state` shards it back on resume.
+Each rank still loads the whole model before sharding it (no meta-device init from rank 0).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from goodhartlab.errors import ConfigError
+
+# The commands whose training loops shard; every other command refuses an FSDP launch.
+SHARDED_COMMANDS = ("sft", "train-rm")
+TRUE = ("1", "true", "yes")
+RESHARD = {"true": True, "full_shard": True, "false": False, "shard_grad_op": False}
+WRAP_POLICIES = ("TRANSFORMER_BASED_WRAP", "NO_WRAP")
+
+# model -> (a copy of it with parameters on the meta device, the device its parameters were on),
+# taken before sharding: `gather` fills a copy of it with the gathered weights.
+_SKELETONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class FSDPSettings:
+    """What of accelerate's FSDP config we honour (the rest is listed in docs/scale.md)."""
+
+    reshard_after_forward: bool  # True: FULL_SHARD (ZeRO-3); False: SHARD_GRAD_OP (ZeRO-2)
+    offload_params: bool  # FSDP_OFFLOAD_PARAMS: shards and optimizer step on CPU
+    wrap_classes: tuple[str, ...]  # empty: the model's `_no_split_modules` (its decoder blocks)
+    wrap_blocks: bool  # False (NO_WRAP): the whole model is one unit
+
+
+def fsdp_settings(env: Any = None) -> FSDPSettings | None:
+    """The FSDP settings `accelerate launch` exported, or None when FSDP was not asked for.
+
+    Bad values raise ConfigError naming the variable and what is accepted.
+    """
+    env = os.environ if env is None else env
+    if env.get("ACCELERATE_USE_FSDP", "").lower() not in TRUE:
+        return None
+    strategy = env.get("FSDP_SHARDING_STRATEGY", "FULL_SHARD").upper()
+    if strategy.startswith(("NO_SHARD", "HYBRID", "3", "4", "5")):
+        raise ConfigError(
+            f"FSDP_SHARDING_STRATEGY={strategy} is not supported by goodhart's FSDP2 sharding "
+            "(FULL_SHARD or SHARD_GRAD_OP); for no sharding use configs/accelerate/cpu_2proc.yaml "
+            "or ddp_*.yaml"
+        )
+    reshard = env.get("FSDP_RESHARD_AFTER_FORWARD", "true").lower()
+    if reshard not in RESHARD:
+        raise ConfigError(
+            f"FSDP_RESHARD_AFTER_FORWARD={reshard}: expected true (FULL_SHARD) or false "
+            "(SHARD_GRAD_OP)"
+        )
+    policy = env.get("FSDP_AUTO_WRAP_POLICY", "TRANSFORMER_BASED_WRAP").upper()
+    if policy not in WRAP_POLICIES:
+        raise ConfigError(f"FSDP_AUTO_WRAP_POLICY={policy}: expected one of {list(WRAP_POLICIES)}")
+    classes = env.get("FSDP_TRANSFORMER_CLS_TO_WRAP", "")
+    return FSDPSettings(
+        reshard_after_forward=RESHARD[reshard],
+        offload_params=env.get("FSDP_OFFLOAD_PARAMS", "false").lower() in TRUE,
+        wrap_classes=tuple(c.strip() for c in classes.split(",") if c.strip()),
+        wrap_blocks=policy == "TRANSFORMER_BASED_WRAP",
+    )
+
+
+def check_launch(command: str) -> None:
+    """Refuse, in one line, a sharding request this command cannot honour (it would otherwise
+    replicate the model in every process and silently ignore the config)."""
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in TRUE:
+        raise ConfigError(
+            "DeepSpeed (accelerate config, ACCELERATE_USE_DEEPSPEED) is not wired into goodhart's "
+            "training loops; for ZeRO-3/ZeRO-2 sharding use configs/accelerate/fsdp.yaml or "
+            "fsdp_shard_grad_op.yaml"
+        )
+    settings = fsdp_settings()  # validates the FSDP_* values for every command
+    if settings is not None and command not in SHARDED_COMMANDS:
+        raise ConfigError(
+            f"FSDP sharding (ACCELERATE_USE_FSDP) is wired into {', '.join(SHARDED_COMMANDS)} "
+            f"only, not goodhart {command}; launch it without an FSDP config"
+        )
+
+
+def block_classes(model: Any) -> set[str]:
+    """The class names of the model's transformer blocks, as its `_no_split_modules` say."""
+    names: set[str] = set()
+    for module in model.modules():
+        names.update(getattr(module, "_no_split_modules", None) or ())
+    return names
+
+
+def shard_model(model: Any, settings: FSDPSettings) -> Any:
+    """`fully_shard` each block, then the root (in place; returns the model).
+
+    Parameters become DTensor shards; the blocks' all-gathers run one block at a time.
+    """
+    from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
+
+    names = set(settings.wrap_classes) or block_classes(model)
+    blocks = [m for m in model.modules() if type(m).__name__ in names] if settings.wrap_blocks else []
+    if settings.wrap_classes and settings.wrap_blocks and not blocks:
+        raise ConfigError(
+            f"FSDP_TRANSFORMER_CLS_TO_WRAP={','.join(settings.wrap_classes)}: the model has no "
+            f"module of that class (its blocks: {sorted(block_classes(model)) or 'none declared'})"
+        )
+    _SKELETONS[model] = (_meta_copy(model), next(model.parameters()).device)
+    offload = CPUOffloadPolicy() if settings.offload_params else OffloadPolicy()
+    kwargs = {"reshard_after_forward": settings.reshard_after_forward, "offload_policy": offload}
+    for block in blocks:
+        fully_shard(block, **kwargs)
+    fully_shard(model, **kwargs)
+    return model
+
+
+def shard(model: Any) -> Any:
+    """Shard the model when the launch asked for FSDP; otherwise return it unchanged (1 process
+    and DDP-style runs keep exactly the code path and numbers they had)."""
+    from goodhartlab.runs import distributed
+
+    settings = fsdp_settings()
+    if settings is None or not distributed.active():
+        return model
+    total = sum(p.numel() for p in model.parameters())
+    shard_model(model, settings)
+    if distributed.is_main_process():  # the evidence that it shards, once per model
+        mode = "FULL_SHARD" if settings.reshard_after_forward else "SHARD_GRAD_OP"
+        print(
+            f"fsdp ({mode}, {distributed.world_size()} processes): rank 0 holds "
+            f"{local_numel(model):,} of {total:,} parameters",
+            file=sys.stderr,
+        )
+    return model
+
+
+def local_numel(model: Any) -> int:
+    """How many parameter elements this rank stores (its shards under FSDP)."""
+    from torch.distributed.tensor import DTensor
+
+    return sum(
+        (p.to_local() if isinstance(p, DTensor) else p).numel() for p in model.parameters()
+    )
+
+
+def is_sharded(model: Any) -> bool:
+    """True for a model `shard_model` sharded (FSDP2 changes its class to an FSDPModule)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+def _meta_copy(model: Any) -> Any:
+    """A deep copy whose parameters live on the meta device (no memory); buffers are copied,
+    so non-persistent ones (rotary frequencies) stay right. Tied parameters stay tied."""
+    import torch
+
+    memo: dict[int, Any] = {
+        id(p): torch.nn.Parameter(torch.empty_like(p, device="meta"), p.requires_grad)
+        for p in model.parameters()
+    }
+    return copy.deepcopy(model, memo)
+
+
+def _full(tensor: Any) -> Any:
+    """The whole tensor behind a DTensor shard (collective), or the tensor itself."""
+    from torch.distributed.tensor import DTensor
+
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+
+
+def gather(model: Any) -> Any:
+    """Collective under FSDP: rank 0 gets an unsharded copy of the model (same class, names and
+    ties, parameters gathered one at a time onto CPU and then moved to the model's device), the
+    other ranks None. Anything else: the model itself."""
+    import torch
+
+    from goodhartlab.runs import distributed
+
+    if not is_sharded(model):
+        return model
+    main = distributed.is_main_process()
+    full = {}
+    for name, param in model.named_parameters():
+        tensor = _full(param.detach())
+        if main:
+            full[name] = tensor.cpu()
+    if not main:
+        return None
+    skeleton, device = _SKELETONS[model]
+    plain = copy.deepcopy(skeleton)
+    new = {
+        id(p): torch.nn.Parameter(full[name].to(device), p.requires_grad)
+        for name, p in plain.named_parameters()
+    }
+    for module in plain.modules():  # by identity, so tied names get the same new parameter
+        for key, param in module._parameters.items():
+            if param is not None:
+                module._parameters[key] = new[id(param)]
+    return plain.train(model.training)
+
+
+def full_optimizer_state(optimizer: Any) -> dict:
+    """Collective: `optimizer.state_dict()` with every sharded state tensor gathered whole (on
+    every rank; the same layout as a single-process optimizer's)."""
+    state = optimizer.state_dict()
+    slots = {i: {k: _full(v) for k, v in s.items()} for i, s in state["state"].items()}
+    return {"state": slots, "param_groups": state["param_groups"]}
+
+
+def checkpoint_view(model: Any, optimizer: Any) -> tuple[Any, Any]:
+    """What a checkpoint writer saves: (model, optimizer) unchanged, or under FSDP (collective)
+    rank 0's unsharded copy and the gathered optimizer state dict ((None, None) elsewhere)."""
+    if not is_sharded(model):
+        return model, optimizer
+    state = full_optimizer_state(optimizer)
+    plain = gather(model)
+    return (plain, state) if plain is not None else (None, None)
+
+
+def load_optimizer_state(optimizer: Any, state: dict) -> None:
+    """`optimizer.load_state_dict(state)`, first cutting a whole state tensor into this rank's
+    shard where its parameter is a DTensor (no communication: every rank read the file)."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for index, slots in state["state"].items():
+        param = params[int(index)]
+        if not isinstance(param, DTensor):
+            continue
+        for key, value in slots.items():
+            if value.shape == param.shape:  # "step" is a scalar, kept whole
+                slots[key] = distribute_tensor(
+                    value.to(param.device), param.device_mesh, param.placements, src_data_rank=None
+                )
+    optimizer.load_state_dict(state)
