@@ -114,7 +114,9 @@ def shard_model(model: Any, settings: FSDPSettings) -> Any:
     from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
 
     names = set(settings.wrap_classes) or block_classes(model)
-    blocks = [m for m in model.modules() if type(m).__name__ in names] if settings.wrap_blocks else []
+    blocks = (
+        [m for m in model.modules() if type(m).__name__ in names] if settings.wrap_blocks else []
+    )
     if settings.wrap_classes and settings.wrap_blocks and not blocks:
         raise ConfigError(
             f"FSDP_TRANSFORMER_CLS_TO_WRAP={','.join(settings.wrap_classes)}: the model has no "
@@ -153,9 +155,7 @@ def local_numel(model: Any) -> int:
     """How many parameter elements this rank stores (its shards under FSDP)."""
     from torch.distributed.tensor import DTensor
 
-    return sum(
-        (p.to_local() if isinstance(p, DTensor) else p).numel() for p in model.parameters()
-    )
+    return sum((p.to_local() if isinstance(p, DTensor) else p).numel() for p in model.parameters())
 
 
 def is_sharded(model: Any) -> bool:
