@@ -5,6 +5,7 @@ SFT, train-rm and PPO; for SFT and train-rm the same holds with the model sharde
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -39,17 +40,18 @@ def _torchrun(args: list[str], target: tuple[str, ...] = ("-m", "goodhartlab")) 
 ACCELERATE = Path(__file__).parents[2] / "configs" / "accelerate"
 
 
-def _accelerate(config: str, args: list[str]) -> list[str]:
+def _accelerate(launcher: str, args: list[str]) -> list[str]:
+    config, *flags = launcher.split()
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-            str(ACCELERATE / config), "-m", "goodhartlab", *args]  # fmt: skip
+            str(ACCELERATE / config), *flags, "-m", "goodhartlab", *args]  # fmt: skip
 
 
-def _run2(args: list[str], launcher: str = "torchrun") -> str:
-    """Run with 2 processes under torchrun, or `accelerate launch` with the config file named
-    by `launcher`; returns stderr."""
+def _run2(args: list[str], launcher: str = "torchrun", returncode: int = 0) -> str:
+    """Run with 2 processes under torchrun, or `accelerate launch` with the config file (and
+    launcher flags) in `launcher`; returns stderr."""
     cmd = _torchrun(args) if launcher == "torchrun" else _accelerate(launcher, args)
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == returncode, done.stderr[-3000:]
     return done.stderr
 
 
@@ -342,3 +344,48 @@ def test_ppo_vllm_rollouts_under_a_launcher_are_refused(monkeypatch) -> None:
         ppo.check_config(cfg)
     monkeypatch.setenv("WORLD_SIZE", "1")
     ppo.check_config(cfg)  # one process: accepted
+
+
+DEEPSPEED = pytest.mark.skipif(
+    importlib.util.find_spec("deepspeed") is None,
+    reason="deepspeed is not installed (pip install 'goodhartlab[deepspeed]', DS_BUILD_OPS=0)",
+)
+ZERO3 = "deepspeed_zero3_cpu_2proc.yaml"
+NO_CHECKPOINTS = "train.checkpoint_every=1000"  # DeepSpeed runs write none
+
+
+@DEEPSPEED
+def test_deepspeed_zero3_sft_equals_one_process_with_twice_the_batch(sft_runs, tmp_path):
+    one, _ = sft_runs
+    out = tmp_path / "zero3"
+    stderr = _run2([*SFT, "--out", str(out), "train.batch_size=8", NO_CHECKPOINTS], ZERO3)
+    assert "deepspeed (ZeRO-3, 2 processes): rank 0 holds AdamW state for 55,744 of 111,488" in (
+        stderr
+    )
+    _assert_close_metrics(_metrics(out / "metrics.jsonl"), _metrics(one / "metrics.jsonl"),
+                          ("loss/train", "loss/eval", "lr"))  # fmt: skip
+    _assert_close_weights(out / "model", one / "model")  # gathered on rank 0: a plain HF model
+    assert _files(out) == [f for f in _files(one) if not f.startswith("checkpoints/")]
+
+
+@DEEPSPEED
+def test_deepspeed_zero2_train_rm_equals_one_process_with_twice_the_batch(
+    pair_files, rm_one, tmp_path
+):
+    out = tmp_path / "zero2"
+    args = [*RM, *pair_files, "--out", str(out), "train.batch_size=16", NO_CHECKPOINTS]
+    stderr = _run2(args, f"{ZERO3} --zero_stage 2")
+    assert "deepspeed (ZeRO-2, 2 processes): rank 0 holds AdamW state for" in stderr
+    rows = _metrics(out / "rm_seed1" / "metrics.jsonl")
+    _assert_close_metrics(rows, _metrics(rm_one / "rm_seed1" / "metrics.jsonl"),
+                          ("loss/total", "rm/train_accuracy"))  # fmt: skip
+    _assert_close_weights(out / "rm_seed1" / "model", rm_one / "rm_seed1" / "model")
+
+
+@DEEPSPEED
+def test_deepspeed_with_checkpoints_is_refused_in_one_line(tmp_path) -> None:
+    out = tmp_path / "refused"
+    stderr = _run2([*SFT, "--out", str(out), "train.batch_size=8"], ZERO3, returncode=1)
+    lines = [x for x in stderr.splitlines() if x.startswith("goodhart sft: error:")]
+    assert lines and "DeepSpeed runs write no goodhart checkpoints and cannot --resume" in lines[0]
+    assert not out.exists()

@@ -52,7 +52,12 @@ def test_fsdp_is_refused_for_commands_whose_loops_do_not_shard(monkeypatch) -> N
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     sharding.check_launch("sft")
     sharding.check_launch("train-rm")
-    with pytest.raises(ConfigError, match="wired into sft, train-rm only, not goodhart ppo"):
+    with pytest.raises(ConfigError, match=r"FSDP sharding .* wired into sft, train-rm only, not "):
+        sharding.check_launch("ppo")
+    monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    sharding.check_launch("train-rm")
+    with pytest.raises(ConfigError, match=r"DeepSpeed sharding .* not goodhart ppo"):
         sharding.check_launch("ppo")
 
 

@@ -107,12 +107,9 @@ def mean_loss(model: Any, examples: list, batch_size: int, pad_id: int, device: 
     return total / max(count, 1)
 
 
-def train(cfg: SFTConfig, run: RunDir, model: Any, tok: Any, data: SFTData, resume: bool) -> dict:
-    """Step 4: the training loop; returns final train/eval losses."""
-    import torch
-
-    device = next(model.parameters()).device
-    enc = {
+def encode_splits(cfg: SFTConfig, tok: Any, data: SFTData) -> dict[str, list]:
+    """Step 3: token ids and loss labels of both splits' demonstrations."""
+    return {
         split: encode_demonstrations(
             tok, prompts, completions, cfg.data.max_length, cfg.data.template, data.source
         )
@@ -121,11 +118,24 @@ def train(cfg: SFTConfig, run: RunDir, model: Any, tok: Any, data: SFTData, resu
             ("eval", data.eval_prompts, data.eval_completions),
         )
     }
+
+
+def train(
+    cfg: SFTConfig, run: RunDir, model: Any, tok: Any, data: SFTData, resume: bool
+) -> tuple[Any, dict]:
+    """Step 4: the training loop; returns the trained model and the final train/eval losses."""
+    import torch
+
+    device = next(model.parameters()).device
+    enc = encode_splits(cfg, tok, data)
     # Several processes: the global batch is batch_size per process, each rank takes its shard.
     global_batch = cfg.train.batch_size * distributed.size()
     steps = batch_order(len(enc["train"]), global_batch, cfg.train.epochs, cfg.seed)
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
+    adamw = partial(torch.optim.AdamW, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    checkpoints = resume or cfg.train.checkpoint_every < len(steps)
+    # FSDP: the model sharded, AdamW over its shards; DeepSpeed: a ZeRO engine; else as built
+    model, opt = sharding.prepare(
+        model, adamw, cfg.train.batch_size, cfg.optim.max_grad_norm, checkpoints
     )
     start = 0
     ckpt = run.latest_checkpoint() if resume else None
@@ -144,9 +154,7 @@ def train(cfg: SFTConfig, run: RunDir, model: Any, tok: Any, data: SFTData, resu
             loss = model(**batch).loss
             n_tokens = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
             distributed.backward(loss, n_tokens, model)  # 1 process: loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            distributed.optimizer_step(model, opt, cfg.optim.max_grad_norm)  # clip, step, zero
             loss_value = distributed.global_mean(float(loss.detach()), n_tokens)
             done = step + 1
             metrics = {"loss/train": loss_value, "lr": opt.param_groups[0]["lr"]}
@@ -164,7 +172,8 @@ def train(cfg: SFTConfig, run: RunDir, model: Any, tok: Any, data: SFTData, resu
             advance(1, info=f"loss {loss_value:.3f}")
     model.eval()
     final_eval = mean_loss(model, enc["eval"], 256, tok.pad_token_id, device)
-    return {"loss/train": loss_value, "loss/eval": final_eval, "steps": len(steps)}
+    losses = {"loss/train": loss_value, "loss/eval": final_eval, "steps": len(steps)}
+    return sharding.gather(model), losses  # sharded: rank 0's whole copy, None elsewhere
 
 
 def sample_and_score(cfg: SFTConfig, model: Any, tok: Any, data: SFTData) -> dict:
@@ -224,12 +233,10 @@ def run(cfg: SFTConfig, run_dir: RunDir, resume: bool = False) -> dict:
     )
     model = lora.attach(model, cfg.model.lora, "CAUSAL_LM", ckpt, cfg.seed)  # r=0: unchanged
     device = next(model.parameters()).device
-    model = sharding.shard(model)  # an FSDP launch: each rank keeps 1/N of it; else unchanged
     # step 3. train (checkpoints, resume), then save the model (LoRA: merged); with several
     # processes only rank 0 goes on after training (FSDP: with the gathered, unsharded model)
     with autocast(cfg.model.precision, device):  # fp32: no-op; bf16-mixed: bf16 compute
-        losses = train(cfg, run_dir, model, tok, data, resume)
-    model = sharding.gather(model)
+        model, losses = train(cfg, run_dir, model, tok, data, resume)
     if not distributed.is_main_process():
         return losses
     model_dir = save_model(model, tok, run_dir.file("model"))

@@ -165,7 +165,6 @@ def open_member(cfg: TrainRMConfig, seed: int, run: RunDir, resume: bool):
                                    inform=inform, trust_remote_code=cfg.model.trust_remote_code,
                                    allow_pickle_weights=cfg.model.allow_pickle_weights)  # fmt: skip
     model = lora.attach(model, cfg.model.lora, "SEQ_CLS", ckpt, seed)  # r=0: unchanged
-    model = sharding.shard(model)  # an FSDP launch: each rank keeps 1/N of it; else unchanged
     # the global generator too (dropout of a real backbone): torch seeds it at random per process
     torch.manual_seed(seed)
     noise = None
@@ -182,9 +181,7 @@ def optimizer_step(cfg: TrainRMConfig, model: Any, opt: Any, step: int, total: i
         group["lr"] = lr_at(step, total, cfg.optim)
     loss, margins, kl = step_loss(cfg, model, batch, pad_id, next(model.parameters()).device)
     distributed.backward(loss, len(batch), model)  # 1 process: loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
-    opt.step()
-    opt.zero_grad(set_to_none=True)
+    distributed.optimizer_step(model, opt, cfg.optim.max_grad_norm)  # clip, step, zero
     return loss, margins, kl
 
 
@@ -194,8 +191,12 @@ def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, res
     global_batch = cfg.train.batch_size * distributed.size()  # each process: its shard of it
     steps = batch_order(len(train.pairs), global_batch, cfg.train.epochs, seed)
     per_epoch = -(-len(train.pairs) // global_batch)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=(0.9, 0.95),
-                            weight_decay=cfg.optim.weight_decay)  # fmt: skip
+    adamw = partial(torch.optim.AdamW, lr=cfg.optim.lr, betas=(0.9, 0.95),
+                    weight_decay=cfg.optim.weight_decay)  # fmt: skip
+    # FSDP: the model sharded, AdamW over its shards; DeepSpeed: a ZeRO engine; else as built
+    checkpoints = resume or cfg.train.checkpoint_every < len(steps)
+    model, opt = sharding.prepare(model, adamw, cfg.train.batch_size, cfg.optim.max_grad_norm,
+                                  checkpoints)  # fmt: skip
     start, carto = 0, CartographyLog()
     if ckpt:
         start = load_checkpoint_state(ckpt, opt, noise)[0]

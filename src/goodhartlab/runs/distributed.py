@@ -13,7 +13,8 @@ Why our own all-reduce and not a DDP wrapper: the recipes call `model(**batch).l
 that code unchanged and is what DDP computes (without its overlap of communication and backward,
 which matters on big GPUs, not here). With one process every function here is a no-op, so the
 single-process path runs exactly the code (and numbers) it ran before. Under an FSDP launch the
-model is sharded (`runs.sharding`) and FSDP averages the gradients; `backward` only weights the loss.
+model is sharded (`runs.sharding`) and FSDP averages the gradients; under DeepSpeed the ZeRO engine
+does (`runs.zero`): `backward` only weights the loss.
 """
 
 from __future__ import annotations
@@ -115,9 +116,14 @@ def backward(loss: Any, count: int | float, model: Any) -> None:
     import torch.distributed as dist
 
     from goodhartlab.runs.sharding import is_sharded
+    from goodhartlab.runs.zero import is_engine
 
     total = _all_reduce_sum([float(count)], loss.device)[0]
-    (loss * (float(count) * world_size() / max(total, 1.0))).backward()
+    scaled = loss * (float(count) * world_size() / max(total, 1.0))
+    if is_engine(model):  # DeepSpeed reduces (and partitions) the gradients, averaged
+        model.backward(scaled)
+        return
+    scaled.backward()
     if is_sharded(model):  # FSDP reduce-scatters the gradients and averages them itself
         return
     # Every rank runs the same model on the same kind of batch, so the same parameters have
@@ -126,6 +132,21 @@ def backward(loss: Any, count: int | float, model: Any) -> None:
         if param.grad is not None:
             dist.all_reduce(param.grad)
             param.grad.div_(world_size())
+
+
+def optimizer_step(model: Any, optimizer: Any, max_grad_norm: float) -> None:
+    """Clip the gradient norm, step, zero the gradients; a DeepSpeed engine does all three in
+    `engine.step()` (its config's gradient_clipping is max_grad_norm)."""
+    import torch
+
+    from goodhartlab.runs.zero import is_engine
+
+    if is_engine(model):
+        model.step()
+        return
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def global_mean(value: float, count: int | float, device: Any = "cpu") -> float:

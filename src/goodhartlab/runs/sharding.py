@@ -84,18 +84,16 @@ def fsdp_settings(env: Any = None) -> FSDPSettings | None:
 def check_launch(command: str) -> None:
     """Refuse, in one line, a sharding request this command cannot honour (it would otherwise
     replicate the model in every process and silently ignore the config)."""
-    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in TRUE:
-        raise ConfigError(
-            "DeepSpeed (accelerate config, ACCELERATE_USE_DEEPSPEED) is not wired into goodhart's "
-            "training loops; for ZeRO-3/ZeRO-2 sharding use configs/accelerate/fsdp.yaml or "
-            "fsdp_shard_grad_op.yaml"
-        )
+    from goodhartlab.runs import zero
+
     settings = fsdp_settings()  # validates the FSDP_* values for every command
-    if settings is not None and command not in SHARDED_COMMANDS:
-        raise ConfigError(
-            f"FSDP sharding (ACCELERATE_USE_FSDP) is wired into {', '.join(SHARDED_COMMANDS)} "
-            f"only, not goodhart {command}; launch it without an FSDP config"
-        )
+    for name, asked in (("FSDP", settings is not None), ("DeepSpeed", zero.requested())):
+        if asked and command not in SHARDED_COMMANDS:
+            raise ConfigError(
+                f"{name} sharding (accelerate config) is wired into "
+                f"{', '.join(SHARDED_COMMANDS)} only, not goodhart {command}; launch it with "
+                "configs/accelerate/cpu_2proc.yaml or ddp_*.yaml"
+            )
 
 
 def block_classes(model: Any) -> set[str]:
@@ -129,6 +127,23 @@ def shard_model(model: Any, settings: FSDPSettings) -> Any:
         fully_shard(block, **kwargs)
     fully_shard(model, **kwargs)
     return model
+
+
+def prepare(
+    model: Any, make_optimizer: Any, micro_batch: int, max_grad_norm: float, checkpoints: bool
+) -> tuple[Any, Any]:
+    """The (model, optimizer) a training loop steps: the model and `make_optimizer(params)` as
+    they were (1 process, DDP-style runs), the model sharded by FSDP and the optimizer over its
+    shards, or under a DeepSpeed launch its ZeRO engine and optimizer (`runs.zero`; refused
+    when the run would write or resume from checkpoints)."""
+    from goodhartlab.runs import distributed, zero
+
+    if zero.requested() and distributed.active():
+        config = zero.zero_config(micro_batch, max_grad_norm)
+        _SKELETONS[model] = (_meta_copy(model), next(model.parameters()).device)
+        return zero.initialize(model, make_optimizer(model.parameters()), config, checkpoints)
+    model = shard(model)
+    return model, make_optimizer(model.parameters())
 
 
 def shard(model: Any) -> Any:
@@ -185,24 +200,29 @@ def _full(tensor: Any) -> Any:
 
 
 def gather(model: Any) -> Any:
-    """Collective under FSDP: rank 0 gets an unsharded copy of the model (same class, names and
-    ties, parameters gathered one at a time onto CPU and then moved to the model's device), the
-    other ranks None. Anything else: the model itself."""
-    import torch
+    """Collective under FSDP or DeepSpeed: rank 0 gets an unsharded copy of the model (same
+    class, names and ties; parameters gathered one at a time onto CPU, then moved to the model's
+    device), the other ranks None. Anything else: the model itself."""
+    from goodhartlab.runs import distributed, zero
 
-    from goodhartlab.runs import distributed
-
+    main = distributed.is_main_process()
+    if zero.is_engine(model):
+        full = zero.gather_parameters(model, keep=main)
+        return _filled(*_SKELETONS[model.module], full).train(model.training) if main else None
     if not is_sharded(model):
         return model
-    main = distributed.is_main_process()
     full = {}
     for name, param in model.named_parameters():
         tensor = _full(param.detach())
         if main:
             full[name] = tensor.cpu()
-    if not main:
-        return None
-    skeleton, device = _SKELETONS[model]
+    return _filled(*_SKELETONS[model], full).train(model.training) if main else None
+
+
+def _filled(skeleton: Any, device: Any, full: dict[str, Any]) -> Any:
+    """A copy of the meta-device skeleton holding the gathered parameters `full` (by name)."""
+    import torch
+
     plain = copy.deepcopy(skeleton)
     new = {
         id(p): torch.nn.Parameter(full[name].to(device), p.requires_grad)
@@ -212,7 +232,7 @@ def gather(model: Any) -> Any:
         for key, param in module._parameters.items():
             if param is not None:
                 module._parameters[key] = new[id(param)]
-    return plain.train(model.training)
+    return plain
 
 
 def full_optimizer_state(optimizer: Any) -> dict:
