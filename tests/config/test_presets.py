@@ -31,12 +31,34 @@ def test_every_preset_loads(path) -> None:
         assert cfg == cls(), f"{path} drifted from the {cls.__name__} defaults"
 
 
+def _launch_env(path) -> dict[str, str]:
+    """The variables `accelerate launch --config_file PATH` exports to every process."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_deepspeed_cmd_env, prepare_multi_gpu_env
+
+    args = launch_command_parser().parse_args(["--config_file", str(path), "train.py"])
+    args, defaults, _ = _validate_launch_command(args)
+    if not args.use_deepspeed:
+        return prepare_multi_gpu_env(args)
+    args.deepspeed_fields_from_accelerate_config = ",".join(defaults.deepspeed_config)  # as launch
+    return prepare_deepspeed_cmd_env(args)[1]
+
+
 @pytest.mark.parametrize("path", LAUNCHERS, ids=lambda p: p.stem)
-def test_accelerate_launcher_configs_are_data_parallel(path) -> None:
-    """Each launcher config starts N processes of DDP kind (FSDP/DeepSpeed are refused by
-    runs.distributed, so none is shipped)."""
+def test_accelerate_launcher_configs_start_processes_goodhart_can_run(path) -> None:
+    """Each launcher config starts N processes, DDP-style or sharded (FSDP, DeepSpeed ZeRO), and
+    what accelerate exports from it is what runs.sharding / runs.zero accept."""
     import yaml
 
+    from goodhartlab.runs import sharding, zero
+
     cfg = yaml.safe_load(path.read_text())
-    assert cfg["distributed_type"] == "MULTI_GPU" and cfg["num_processes"] >= 2
+    kind = cfg["distributed_type"]
+    assert kind in ("MULTI_GPU", "FSDP", "DEEPSPEED") and cfg["num_processes"] >= 2
     assert cfg["num_processes"] % cfg["num_machines"] == 0
+    env = _launch_env(path)
+    assert (sharding.fsdp_settings(env) is not None) == (kind == "FSDP")
+    assert zero.requested(env) == (kind == "DEEPSPEED")
+    if kind == "DEEPSPEED":
+        stage = zero.zero_config(8, 1.0, env)["zero_optimization"]["stage"]
+        assert f"zero{stage}" in path.stem

@@ -1,6 +1,9 @@
 """Sharded data parallelism (FSDP, ZeRO-3 / ZeRO-2 style) for `goodhart sft` and `train-rm`.
 
-`accelerate launch --config_file configs/accelerate/fsdp.yaml -m goodhartlab sft ...` exports
+`prepare()` is the one call a training loop makes: it returns the (model, optimizer) to step,
+sharded by FSDP here, wrapped by a DeepSpeed ZeRO engine (`runs.zero`), or unchanged.
+
+`accelerate launch --config_file configs/accelerate/fsdp_1node_8gpu.yaml -m goodhartlab sft` exports
 ACCELERATE_USE_FSDP and FSDP_* variables and starts the processes; accelerate itself never wraps
 our model (we do not call `Accelerator.prepare`), so this module reads those variables and shards
 with torch's own FSDP2 (`torch.distributed.fsdp.fully_shard`): each transformer block, then the
