@@ -196,10 +196,16 @@ def _meta_copy(model: Any) -> Any:
 
 
 def _full(tensor: Any) -> Any:
-    """The whole tensor behind a DTensor shard (collective), or the tensor itself."""
+    """The whole tensor behind a DTensor shard (collective), or the tensor itself. A shard
+    offloaded to CPU (fsdp_offload_params) moves to the mesh's device first: NCCL gathers only
+    CUDA tensors."""
     from torch.distributed.tensor import DTensor
 
-    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+    if not isinstance(tensor, DTensor):
+        return tensor
+    if tensor.device.type != tensor.device_mesh.device_type:
+        tensor = tensor.to(tensor.device_mesh.device_type)
+    return tensor.full_tensor()
 
 
 def gather(model: Any) -> Any:
