@@ -137,3 +137,17 @@ def test_unsharded_models_pass_through_untouched() -> None:
     assert sharding.shard(model) is model  # no FSDP variables, no process group
     assert sharding.gather(model) is model
     assert sharding.checkpoint_view(model, opt) == (model, opt)
+
+
+def test_ppo_under_an_fsdp_launch_is_refused_before_anything_runs(monkeypatch, capsys, tmp_path):
+    from goodhartlab.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    out = tmp_path / "never"
+    assert main(["ppo", "--config", "smoke", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "goodhart ppo: error: FSDP sharding (accelerate config) is wired into sft, train-rm "
+        "only, not goodhart ppo; launch it with configs/accelerate/cpu_2proc.yaml or ddp_*.yaml"
+    )
+    assert not out.exists()
