@@ -244,20 +244,28 @@ def _filled(skeleton: Any, device: Any, full: dict[str, Any]) -> Any:
     return plain
 
 
-def full_optimizer_state(optimizer: Any) -> dict:
-    """Collective: `optimizer.state_dict()` with every sharded state tensor gathered whole (on
-    every rank; the same layout as a single-process optimizer's)."""
+def full_optimizer_state(optimizer: Any, keep: bool) -> dict:
+    """Collective: `optimizer.state_dict()` with every sharded state tensor gathered whole, one
+    at a time, and kept on CPU where `keep` (rank 0; the others get empty slots): the same
+    layout as a single-process optimizer's."""
     state = optimizer.state_dict()
-    slots = {i: {k: _full(v) for k, v in s.items()} for i, s in state["state"].items()}
+    slots: dict[int, dict[str, Any]] = {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            whole = _full(value)
+            if keep:
+                slots.setdefault(index, {})[key] = whole.cpu()
     return {"state": slots, "param_groups": state["param_groups"]}
 
 
 def checkpoint_view(model: Any, optimizer: Any) -> tuple[Any, Any]:
     """What a checkpoint writer saves: (model, optimizer) unchanged, or under FSDP (collective)
     rank 0's unsharded copy and the gathered optimizer state dict ((None, None) elsewhere)."""
+    from goodhartlab.runs import distributed
+
     if not is_sharded(model):
         return model, optimizer
-    state = full_optimizer_state(optimizer)
+    state = full_optimizer_state(optimizer, keep=distributed.is_main_process())
     plain = gather(model)
     return (plain, state) if plain is not None else (None, None)
 
