@@ -92,7 +92,9 @@ def _job(args: tuple) -> dict:
         run_dir = Path(out) / f"{method}_{coef}_seed{seed}"
         if (run_dir / ROW_FILE).exists():  # finished in an earlier invocation: reuse
             return json.loads((run_dir / ROW_FILE).read_text())
-        result = orpo.run(cfg, RunDir.prepare(run_dir, dump_config(cfg)), resume=False)["eval"]
+        resume = (run_dir / "config.yaml").exists()  # a killed invocation left it: continue
+        run = RunDir.prepare(run_dir, dump_config(cfg), resume=resume)
+        result = orpo.run(cfg, run, resume=resume)["eval"]
     row = {
         "seed": seed,
         "method": method,
