@@ -54,6 +54,9 @@ STEPS = [
     Step("ppo_table", "docs/ppo_results.md",
          (*PY, "benchmarks/ppo_table.py", "--seeds", "0", "1", "2", "--kl", "0.2",
           "--sqrt-chi2", "0.05", "--out", "{out}")),
+    Step("ppo_sweep", "docs/ppo_results.md",  # reuses ppo_table's seed-0 runs of the same coefs
+         (*PY, "benchmarks/ppo_table.py", "--seeds", "0", "--kl", "0.01", "0.05", "0.2",
+          "--sqrt-chi2", "0.01", "0.05", "0.2", "--out", "{root}/ppo_table")),
     Step("demo_seed0", "docs/demo.md", (*GOODHART, "demo", "--out", "{out}")),
     Step("demo_seed1", "docs/demo.md", (*GOODHART, "demo", "seed=1", "--out", "{out}")),
     Step("detection", "docs/detection.md",
