@@ -173,6 +173,8 @@ def write_table(demo: Path, study: Path) -> dict:
     out["zero_false_alarm"] = table(scored, calibrated(scored), 0.1)
     print("thresholds at the healthy runs' maximum score (in-sample, optimistic):")
     print(markdown(out["zero_false_alarm"]))
+    print("per run (default thresholds; iteration of the first flag):")
+    print(per_run_markdown(out))
     (study / "detect_table.json").write_text(json.dumps(out, indent=1))
     return out
 
@@ -195,6 +197,28 @@ def markdown(result: dict) -> str:
                      f"{r['in_time_rate']:.0%} | {r['false_alarm_rate']:.0%} | "
                      f"{min(r['kept_gold_over_peak']):.2f}, "
                      f"{float(np.median(r['kept_gold_over_peak'])):.2f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+PER_RUN_DETECTORS = ("length", "latent", "csi", "eos")
+
+
+def per_run_markdown(out: dict) -> str:
+    """One row per run: its gold story and each detector's first flag at the default thresholds
+    (hacking runs first), so a reader sees *when* each detector fires against gold's peak."""
+    by_detector = out["fall_0.1"]
+    shown = [d for d in PER_RUN_DETECTORS if d in by_detector]
+    lines = ["| run | hacking | gold start → peak (iter) → end | fell 10% at | " + " | ".join(shown)
+             + " |", "|---|---|---|---|" + "---|" * len(shown)]  # fmt: skip
+    runs = sorted(out["runs"].items(), key=lambda kv: not kv[1]["hacking"])
+    for name, run in runs:
+        gold, steps = run["gold"], run["steps"]
+        peak, fell = gold_events(steps, gold, 0.1)
+        flags = [by_detector[d]["runs"][name]["first_flag"] for d in shown]
+        cells = ["–" if f is None else str(f) for f in flags]
+        lines.append(f"| {name} | {'yes' if run['hacking'] else 'no'} | {gold[0]:.2f} → "
+                     f"{max(gold):.2f} ({peak}) → {gold[-1]:.2f} | {'–' if fell is None else fell} | "
+                     + " | ".join(cells) + " |")  # fmt: skip
     return "\n".join(lines)
 
 
