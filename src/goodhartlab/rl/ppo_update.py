@@ -210,7 +210,7 @@ def _minibatch_step(
             stats[key] = stats.get(key, 0.0) + value
     params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
     distributed.sum_gradients(params)
-    stats = distributed.sum_across(stats, mask.device)
+    stats = distributed.sum_across(stats)
     max_norm = hp.max_grad_norm if hp.max_grad_norm is not None else float("inf")
     stats["ppo/grad_norm"] = torch.nn.utils.clip_grad_norm_(params, max_norm)
     optimizer.step()

@@ -94,11 +94,23 @@ def shard(indices: Sequence[int]) -> list[int]:
     return indices[rank() * per : (rank() + 1) * per]
 
 
-def _all_reduce_sum(values: list[float], device: Any) -> list[float]:
+def reduce_device() -> Any:
+    """Where a reduction's tensor must live: this process's GPU under NCCL, which reduces only
+    CUDA tensors (a CPU tensor fails with "No backend type associated with device type cpu"),
+    else the CPU (gloo)."""
     import torch
     import torch.distributed as dist
 
-    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _all_reduce_sum(values: list[float]) -> list[float]:
+    import torch
+    import torch.distributed as dist
+
+    tensor = torch.tensor(values, dtype=torch.float64, device=reduce_device())
     dist.all_reduce(tensor)
     return tensor.tolist()
 
@@ -118,7 +130,7 @@ def backward(loss: Any, count: int | float, model: Any) -> None:
     from goodhartlab.runs.sharding import is_sharded
     from goodhartlab.runs.zero import is_engine
 
-    total = _all_reduce_sum([float(count)], loss.device)[0]
+    total = _all_reduce_sum([float(count)])[0]
     scaled = loss * (float(count) * world_size() / max(total, 1.0))
     if is_engine(model):  # DeepSpeed reduces (and partitions) the gradients, averaged
         model.backward(scaled)
@@ -149,11 +161,11 @@ def optimizer_step(model: Any, optimizer: Any, max_grad_norm: float) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
-def global_mean(value: float, count: int | float, device: Any = "cpu") -> float:
+def global_mean(value: float, count: int | float) -> float:
     """The count-weighted mean of a per-rank mean (the number 1 process would have logged)."""
     if not active():
         return value
-    total, weight = _all_reduce_sum([value * count, float(count)], device)
+    total, weight = _all_reduce_sum([value * count, float(count)])
     return total / max(weight, 1.0)
 
 
@@ -238,16 +250,15 @@ def broadcast_object(value: Any) -> Any:
     return box[0]
 
 
-def sum_across(values: dict[str, Any], device: Any = "cpu") -> dict[str, Any]:
+def sum_across(values: dict[str, Any]) -> dict[str, Any]:
     """Sum each (scalar) value over ranks; floats and 0-dim tensors, returned as float64
-    tensors. For per-rank partial sums whose total is the global figure. `device`: where the
-    reduction runs (NCCL reduces only CUDA tensors)."""
+    tensors. For per-rank partial sums whose total is the global figure."""
     if not active():
         return values
     import torch
 
     keys = sorted(values)
-    total = _all_reduce_sum([float(values[k]) for k in keys], device)
+    total = _all_reduce_sum([float(values[k]) for k in keys])
     return {k: torch.tensor(v, dtype=torch.float64) for k, v in zip(keys, total)}
 
 
