@@ -17,6 +17,7 @@ from goodhartlab.config.schemas import SFTConfig
 from goodhartlab.data.encoding import IGNORE_INDEX, collate_sft, encode_demonstrations
 from goodhartlab.data.records import write_jsonl_atomic
 from goodhartlab.data.sft_importers import import_demonstrations
+from goodhartlab.errors import ConfigError
 from goodhartlab.models import load_policy, lora, save_model
 from goodhartlab.models.loading import write_pretrained
 from goodhartlab.models.precision import autocast
@@ -81,15 +82,30 @@ def lr_at(step: int, total: int, cfg_optim: Any) -> float:
     return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def batch_order(n: int, batch_size: int, epochs: int, seed: int) -> list[list[int]]:
-    """Every step's example indices: a seeded permutation per epoch (so resume can skip ahead)."""
+def batch_order(
+    n: int, batch_size: int, epochs: int, seed: int, processes: int = 1
+) -> list[list[int]]:
+    """Every step's example indices: a seeded permutation per epoch (so resume can skip ahead).
+
+    Each batch is split over `processes` (`distributed.shard`), so every batch needs at least
+    one example per process: an epoch's last batch with fewer joins the batch before it (one
+    process: never). Fewer examples than processes is a ConfigError."""
     import torch
 
+    if n < processes:
+        raise ConfigError(
+            f"{n} training examples cannot be split over {processes} processes (each needs at "
+            "least one); use more data or fewer processes"
+        )
     steps = []
     for epoch in range(epochs):
         gen = torch.Generator().manual_seed(derive_seed(seed, "sft/epoch_order", epoch))
         perm = torch.randperm(n, generator=gen).tolist()
-        steps += [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+        batches = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+        if len(batches) > 1 and len(batches[-1]) < processes:
+            tail = batches.pop()
+            batches[-1] = batches[-1] + tail
+        steps += batches
     return steps
 
 
@@ -130,7 +146,9 @@ def train(
     enc = encode_splits(cfg, tok, data)
     # Several processes: the global batch is batch_size per process, each rank takes its shard.
     global_batch = cfg.train.batch_size * distributed.size()
-    steps = batch_order(len(enc["train"]), global_batch, cfg.train.epochs, cfg.seed)
+    steps = batch_order(
+        len(enc["train"]), global_batch, cfg.train.epochs, cfg.seed, distributed.size()
+    )
     adamw = partial(torch.optim.AdamW, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     checkpoints = resume or cfg.train.checkpoint_every < len(steps)
     # FSDP: the model sharded, AdamW over its shards; DeepSpeed: a ZeRO engine; else as built

@@ -189,8 +189,8 @@ def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, res
     """Step 3: train one member in RUN/rm_seed{seed}/ (its own metrics and checkpoints)."""
     member, ckpt, model, tok, noise = open_member(cfg, seed, run, resume)
     global_batch = cfg.train.batch_size * distributed.size()  # each process: its shard of it
-    steps = batch_order(len(train.pairs), global_batch, cfg.train.epochs, seed)
-    per_epoch = -(-len(train.pairs) // global_batch)
+    steps = batch_order(len(train.pairs), global_batch, cfg.train.epochs, seed, distributed.size())
+    per_epoch = len(steps) // cfg.train.epochs  # every epoch has as many steps
     adamw = partial(torch.optim.AdamW, lr=cfg.optim.lr, betas=(0.9, 0.95),
                     weight_decay=cfg.optim.weight_decay)  # fmt: skip
     # FSDP: the model sharded, AdamW over its shards; DeepSpeed: a ZeRO engine; else as built
