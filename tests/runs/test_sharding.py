@@ -30,6 +30,15 @@ def test_accelerate_fsdp_variables_are_read() -> None:
     assert sharding.fsdp_settings(env) == sharding.FSDPSettings(False, False, (), False)
 
 
+@pytest.mark.parametrize("strategy", ["SHARD_GRAD_OP", "2"])
+def test_an_fsdp1_shard_grad_op_strategy_is_not_overridden_by_the_reshard_default(strategy):
+    """accelerate exports FSDP_RESHARD_AFTER_FORWARD=true whatever an FSDP1 config says."""
+    env = {**FSDP, "FSDP_SHARDING_STRATEGY": strategy, "FSDP_RESHARD_AFTER_FORWARD": "true"}
+    assert sharding.fsdp_settings(env).reshard_after_forward is False
+    full = {**FSDP, "FSDP_SHARDING_STRATEGY": "FULL_SHARD", "FSDP_RESHARD_AFTER_FORWARD": "true"}
+    assert sharding.fsdp_settings(full).reshard_after_forward is True
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [

@@ -76,8 +76,11 @@ def fsdp_settings(env: Any = None) -> FSDPSettings | None:
     if policy not in WRAP_POLICIES:
         raise ConfigError(f"FSDP_AUTO_WRAP_POLICY={policy}: expected one of {list(WRAP_POLICIES)}")
     classes = env.get("FSDP_TRANSFORMER_CLS_TO_WRAP", "")
+    # an FSDP1 config says SHARD_GRAD_OP as its sharding strategy, while accelerate still
+    # exports its default FSDP_RESHARD_AFTER_FORWARD=true: the strategy wins, as in accelerate
+    grad_op = strategy in ("SHARD_GRAD_OP", "2")
     return FSDPSettings(
-        reshard_after_forward=RESHARD[reshard],
+        reshard_after_forward=RESHARD[reshard] and not grad_op,
         offload_params=env.get("FSDP_OFFLOAD_PARAMS", "false").lower() in TRUE,
         wrap_classes=tuple(c.strip() for c in classes.split(",") if c.strip()),
         wrap_blocks=policy == "TRANSFORMER_BASED_WRAP",
