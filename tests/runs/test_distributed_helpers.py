@@ -76,3 +76,23 @@ def test_global_mean_and_sum_across_reduce_in_a_gloo_group(monkeypatch, tmp_path
         }
     finally:
         dist.destroy_process_group()
+
+
+def test_ranks_after_0_draw_their_own_inform_noise_each_step(monkeypatch) -> None:
+    """Every rank's bottleneck generator starts from the member's seed; ranks after 0 reseed per
+    (step, rank), so their rows get other noise than rank 0's, the same again on a resume."""
+    from goodhartlab.recipes.train_rm import reseed_rank_noise
+
+    def draws(rank: int, step: int, world: int = 2) -> torch.Tensor:
+        monkeypatch.setattr(distributed, "active", lambda: world > 1)
+        monkeypatch.setenv("WORLD_SIZE", str(world))
+        monkeypatch.setenv("RANK", str(rank))
+        noise = torch.Generator().manual_seed(7)
+        reseed_rank_noise(noise, 7, step)
+        return torch.randn(4, generator=noise)
+
+    member = torch.randn(4, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(draws(0, 3), member) and torch.equal(draws(0, 3, world=1), member)
+    assert not torch.equal(draws(1, 3), member)  # before: rank 1 repeated rank 0's noise
+    assert torch.equal(draws(1, 3), draws(1, 3)) and not torch.equal(draws(1, 3), draws(1, 4))
+    assert not torch.equal(draws(1, 3, world=3), draws(2, 3, world=3))

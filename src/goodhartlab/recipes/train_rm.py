@@ -185,6 +185,17 @@ def optimizer_step(cfg: TrainRMConfig, model: Any, opt: Any, step: int, total: i
     return loss, margins, kl
 
 
+def reseed_rank_noise(noise: torch.Generator | None, seed: int, step: int) -> None:
+    """Several processes: a rank after 0 draws this step's InfoRM bottleneck noise from its own
+    (member, step, rank) stream.
+
+    Why: every rank's generator starts from the member's seed, so without this rank r's row j
+    got exactly rank 0's row j's noise. Reseeding per step keeps a resume exact without saving
+    each rank's generator (the checkpoint holds rank 0's, which runs on as in one process)."""
+    if noise is not None and distributed.active() and distributed.rank() > 0:
+        noise.manual_seed(derive_seed(seed, "train_rm/rank_noise", step, distributed.rank()))
+
+
 def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, resume: bool):
     """Step 3: train one member in RUN/rm_seed{seed}/ (its own metrics and checkpoints)."""
     member, ckpt, model, tok, noise = open_member(cfg, seed, run, resume)
@@ -210,6 +221,7 @@ def train_member(cfg: TrainRMConfig, seed: int, train: PairSet, run: RunDir, res
         for step in range(start, len(steps)):
             shard = distributed.shard(steps[step])
             batch = [(train.pairs[i], rows[2 * i], rows[2 * i + 1]) for i in shard]
+            reseed_rank_noise(noise, seed, step)
             loss, margins, kl = optimizer_step(
                 cfg, model, opt, step, len(steps), batch, tok.pad_token_id
             )

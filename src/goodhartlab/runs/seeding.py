@@ -39,6 +39,8 @@ STREAMS: dict[str, Callable[..., int]] = {
     # train-rm on the toy world: label noise, and the generation of the pairs to label
     "train_rm/toy_labels": lambda seed: seed + 17,
     "train_rm/toy_generation": lambda seed, is_eval: seed + int(is_eval),
+    # train-rm, several processes: InfoRM bottleneck noise of ranks after 0, per step
+    "train_rm/rank_noise": lambda seed, step, rank: mix(seed, step, rank, 13),
     # evaluate-rm on the toy world: its own held-out pairs
     "evaluate_rm/toy_labels": lambda seed: seed + 29,
     "evaluate_rm/toy_generation": lambda seed: seed + 2,
