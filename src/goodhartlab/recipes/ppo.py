@@ -12,7 +12,7 @@ evaluation's) and value model, plot proxy and gold against √KL and iterations,
 
 Several processes (torchrun / `accelerate launch`, `runs.distributed`): every rank builds the same
 models (rank 0 first builds any cached toy model alone), trains on its shard of each iteration
-(`ppo_step`; with vLLM, each rank's own engine on its GPU), and only rank 0 evaluates,
+(`ppo_step`; our sampler: vLLM rollouts are refused, `check_config`), and only rank 0 evaluates,
 checkpoints and writes; it tells the others whether an early stop ends the loop.
 """
 
