@@ -148,18 +148,25 @@ def test_fsdp_sft_shards_and_equals_one_process_with_twice_the_batch(sft_runs, t
     _assert_close_weights(resumed / "model", out / "model")
 
 
+def _kill_at_first_checkpoint(args: list[str], marker: Path) -> None:
+    """Start a 2-process run and SIGKILL the launcher and both workers, uncleanly, as soon as
+    `marker` (its first checkpoint's `latest`) exists."""
+    proc = subprocess.Popen(_torchrun(args), env=_env(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 300
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert marker.exists()
+
+
 def test_killed_two_process_run_resumes_to_the_same_numbers(sft_runs, tmp_path) -> None:
     _, two = sft_runs
     out = tmp_path / "killed"
     args = [*SFT, "--out", str(out), "train.batch_size=8"]
-    proc = subprocess.Popen(_torchrun(args), env=_env(), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    marker, deadline = out / "checkpoints" / "latest", time.time() + 300
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers, uncleanly
-    proc.wait()
-    assert marker.exists() and not (out / "sft_summary.json").exists()
+    _kill_at_first_checkpoint(args, out / "checkpoints" / "latest")
+    assert not (out / "sft_summary.json").exists()
     _run2([*args, "--resume"])
     assert _metrics(out / "metrics.jsonl") == _metrics(two / "metrics.jsonl")
     _assert_close_weights(out / "model", two / "model")
@@ -202,6 +209,20 @@ def test_train_rm_two_processes_equal_one_process_with_twice_the_batch(
     assert a["accuracy_vs_labels"] == b["accuracy_vs_labels"]
     assert a["accuracy_vs_gold"] == b["accuracy_vs_gold"]
     assert _files(two) == _files(one)
+
+
+def test_killed_two_process_inform_run_resumes_to_the_same_numbers(pair_files, tmp_path):
+    """Rank 1 reseeds its bottleneck noise every step (`train_rm.reseed_rank_noise`), so the
+    checkpoint's one generator state (rank 0's) is all a resume needs."""
+    args = [*RM, *pair_files, "train.batch_size=16", "inform.enabled=true"]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    _run2([*args, "--out", str(whole)])
+    _kill_at_first_checkpoint([*args, "--out", str(killed)],
+                              killed / "rm_seed1" / "checkpoints" / "latest")  # fmt: skip
+    _run2([*args, "--out", str(killed), "--resume"])
+    rows = _metrics(killed / "rm_seed1" / "metrics.jsonl")
+    assert len(rows) == 8 and "loss/ib_kl" in rows[-1]
+    assert rows == _metrics(whole / "rm_seed1" / "metrics.jsonl")
 
 
 def test_a_single_process_command_under_a_launcher_is_refused(monkeypatch, capsys) -> None:
@@ -303,14 +324,8 @@ def test_ppo_two_processes_equal_one_process_with_twice_the_batch(ppo_runs) -> N
 def test_killed_two_process_ppo_resumes_to_the_same_numbers(ppo_runs, ppo_args, tmp_path):
     _, two, _ = ppo_runs
     out = tmp_path / "killed"
-    proc = subprocess.Popen(_torchrun(ppo_args(out, 8)), env=_env(), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    marker, deadline = out / "checkpoints" / "latest", time.time() + 300
-    while not marker.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers, uncleanly
-    proc.wait()
-    assert marker.exists() and not (out / "ppo_summary.json").exists()
+    _kill_at_first_checkpoint(ppo_args(out, 8), out / "checkpoints" / "latest")
+    assert not (out / "ppo_summary.json").exists()
     _run2([*ppo_args(out, 8), "--resume"])
     assert _metrics(out / "metrics.jsonl") == _metrics(two / "metrics.jsonl")
     _assert_close_weights(out / "model", two / "model")
