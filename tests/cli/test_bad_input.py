@@ -50,6 +50,7 @@ RANGES = [
     ("evaluate", "n_prompts=-1", "field 'n_prompts': -1 is out of range (allowed: [1, inf))"),
     ("toyworld", "world.n_train_demos=-1", "field 'world.n_train_demos': -1 is out of range (allowed: [1, inf))"),
     ("sft", "data.toy.n_eval_pairs=0", "field 'data.toy.n_eval_pairs': 0 is out of range (allowed: [1, inf))"),
+    ("ppo", "generation.vllm_memory=0", "field 'generation.vllm_memory': 0 is out of range (allowed: (0, 1])"),
 ]  # fmt: skip
 
 

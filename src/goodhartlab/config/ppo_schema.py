@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from goodhartlab.config.detect_schema import DetectConfig, EarlyStopConfig
-from goodhartlab.config.ranges import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT
+from goodhartlab.config.ranges import AT_LEAST_1, NON_NEGATIVE, POSITIVE, UNIT, Range
 from goodhartlab.config.schemas import GenerationConfig, ModelConfig, _f
 
 
@@ -106,7 +106,7 @@ class RolloutGenerationConfig(GenerationConfig):
         0.3,
         "vLLM backend: fraction of GPU memory its engine may take (its weight copy and KV "
         "cache); the policy, reference, value model and optimizer need the rest",
-        range=UNIT,
+        range=Range(0, 1, lo_open=True),  # 0 would leave vLLM no room at all
     )
 
 
