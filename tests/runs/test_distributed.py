@@ -233,6 +233,20 @@ def test_a_single_process_command_under_a_launcher_is_refused(monkeypatch, capsy
     assert "\n" not in err and not Path("never").exists()
 
 
+def test_a_numbered_gpu_under_a_launcher_is_refused(monkeypatch, capsys, tmp_path) -> None:
+    """device=cuda:0 would load every rank onto GPU 0 (and join over gloo): one line, no dir."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    out = tmp_path / "r"
+    assert main(["sft", "--config", "smoke", "device=cuda:0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "goodhart sft: error: field 'device': cuda:0 would put all 2 processes on one GPU; use "
+        "device=auto or cuda (each process takes GPU LOCAL_RANK) and pick GPUs with "
+        "CUDA_VISIBLE_DEVICES"
+    )
+    assert not out.exists()
+
+
 # PPO: greedy rollouts (temperature 0) draw no random numbers, so the 2 ranks sample the rows one
 # process samples for the doubled batch; with temperature > 0 each rank has its own stream
 # (docs/scale.md), so only the all-reduce and the writes are comparable.

@@ -61,6 +61,14 @@ def init(device: str = "auto") -> None:
 
     if world_size() <= 1 or dist.is_initialized():
         return
+    if str(device).startswith("cuda:"):  # every rank would load onto that one GPU
+        from goodhartlab.errors import ConfigError
+
+        raise ConfigError(
+            f"field 'device': {device} would put all {world_size()} processes on one GPU; use "
+            "device=auto or cuda (each process takes GPU LOCAL_RANK) and pick GPUs with "
+            "CUDA_VISIBLE_DEVICES"
+        )
     cuda = torch.cuda.is_available() and device in ("auto", "cuda")
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
