@@ -323,3 +323,33 @@ def test_range_jobs_write_their_own_default_file(tmp_path) -> None:
     assert output_path(second, 7) == ckpt / "gold_eval_with_response_ids_400-407.json"  # short
     given = EvaluateConfig(checkpoint=str(ckpt), prompt_start=9, output=str(tmp_path / "o.json"))
     assert output_path(given, 3) == tmp_path / "o.json"
+
+
+def test_evaluation_encodes_its_fixed_prompts_once(models, monkeypatch) -> None:
+    """The held-out batches are tokenized at the first evaluation only; results are unchanged."""
+    from goodhartlab.config.ppo_schema import PPOConfig
+    from goodhartlab.models import load_policy
+    from goodhartlab.recipes import ppo_eval
+    from goodhartlab.recipes.ppo_reward import load_reward_models
+
+    cfg = PPOConfig(device="cpu")
+    cfg.reward.reward_models = [str(models / "rm")]
+    cfg.eval.generation.max_new_tokens, cfg.eval.generation.batch_size = 6, 8
+    policy, tok = load_policy(str(models / "policy"), device="cpu")
+    rms = load_reward_models(cfg.reward, "cpu")
+    prompts = ppo_eval.eval_prompts("toy", 20)
+    calls = []
+    real = ppo_eval.encode_prompts
+    monkeypatch.setattr(ppo_eval, "encode_prompts", lambda *a: calls.append(a) or real(*a))
+
+    def evaluate(seed):
+        return ppo_eval.evaluate_policy(policy, policy, tok, cfg.reward, rms, prompts,
+                                        cfg.eval.generation, seed)  # fmt: skip
+
+    first, again = evaluate(3), evaluate(3)
+    assert [len(c[1]) for c in calls] == [8, 8, 4]  # three batches, encoded at the first call
+    assert again.metrics == first.metrics and again.rows == first.rows
+    fresh_ids, fresh_mask = real(tok, prompts[8:16], None, None)
+    ids, mask = ppo_eval.encoded_batch(tok, prompts[8:16], None, torch.device("cpu"))
+    assert torch.equal(ids, fresh_ids) and torch.equal(mask, fresh_mask)
+    assert evaluate(4).rows != first.rows and len(calls) == 3  # another seed samples anew
