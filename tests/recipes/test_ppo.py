@@ -47,6 +47,20 @@ def test_outputs_and_metrics(plain_run) -> None:
     assert (plain_run / "ppo_gold_vs_sqrt_kl.png").stat().st_size > 1000
 
 
+def test_a_value_head_run_saves_its_head(models, tmp_path, ppo_smoke_args) -> None:
+    """ppo.value_model=head: RUN/value holds the final head, as each checkpoint does."""
+    from goodhartlab.models.value import load_value_head_weights, make_value_head
+
+    out = tmp_path / "head"
+    args = ppo_smoke_args(out, models, "ppo.value_model=head", "ppo.iterations=2")
+    assert main(args) == 0
+    assert sorted(p.name for p in (out / "value").iterdir()) == ["value_head.safetensors"]
+    fresh = make_value_head(64, device="cpu", seed=0)
+    trained = load_value_head_weights(make_value_head(64, device="cpu", seed=0), out / "value")
+    moved = [not torch.equal(a, b) for a, b in zip(fresh.parameters(), trained.parameters())]
+    assert any(moved)  # the saved head is the trained one, not the initial
+
+
 def _strip(rows, prefixes=("regularizer/", "loss/extra", "loss/total")):
     return [{k: v for k, v in r.items() if not k.startswith(prefixes)} for r in rows]
 
