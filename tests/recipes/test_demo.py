@@ -113,3 +113,30 @@ def test_a_bad_method_override_fails_before_any_work(tmp_path, capsys) -> None:
         "goodhart demo: error: demo run ppo/kl: regularizer.coef is set but regularizer.kind=none"
     ]
     assert not out.exists()
+
+
+def test_extra_overrides_reach_every_ppo_run_after_the_methods_own(tmp_path) -> None:
+    """`ppo.extra_overrides` varies the whole demo's PPO (e.g. the value model) in one word."""
+    from goodhartlab.cli import load_command_config
+    from goodhartlab.recipes.demo import DemoPaths, optimize_jobs
+
+    extra = "ppo.extra_overrides=[ppo.value_model=separate, regularizer.coef=0.3]"
+    cfg, _ = load_command_config("demo", "toy", [extra])
+    jobs = {j.name: j for j in optimize_jobs(cfg, DemoPaths(tmp_path))}
+    assert set(jobs) == {"bon", *(f"ppo/{m}" for m in METHODS)}
+    assert jobs["bon"].overrides[-1] == "sample_ns=[1,2,4,8,16,32,64,128]"
+    for method in METHODS:
+        tail = jobs[f"ppo/{method}"].overrides[-2:]
+        assert tail == ("ppo.value_model=separate", "regularizer.coef=0.3"), method
+    assert jobs["ppo/kl_reward"].overrides[-4:-2] == ("regularizer.kind=kl", "regularizer.coef=0.2")
+
+
+def test_a_bad_extra_override_fails_before_any_work(tmp_path, capsys) -> None:
+    out = tmp_path / "bad"
+    code = main(["demo", "--config", "smoke", "ppo.extra_overrides=[ppo.value_model=shared]",
+                 "--out", str(out)])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("goodhart demo: error: demo run ppo/none: ")
+    assert "ppo.value_model" in err[0] and "shared" in err[0]
+    assert not out.exists()

@@ -47,6 +47,20 @@ def test_outputs_and_metrics(plain_run) -> None:
     assert (plain_run / "ppo_gold_vs_sqrt_kl.png").stat().st_size > 1000
 
 
+def test_a_value_head_run_saves_its_head(models, tmp_path, ppo_smoke_args) -> None:
+    """ppo.value_model=head: RUN/value holds the final head, as each checkpoint does."""
+    from goodhartlab.models.value import load_value_head_weights, make_value_head
+
+    out = tmp_path / "head"
+    args = ppo_smoke_args(out, models, "ppo.value_model=head", "ppo.iterations=2")
+    assert main(args) == 0
+    assert sorted(p.name for p in (out / "value").iterdir()) == ["value_head.safetensors"]
+    fresh = make_value_head(64, device="cpu", seed=0)
+    trained = load_value_head_weights(make_value_head(64, device="cpu", seed=0), out / "value")
+    moved = [not torch.equal(a, b) for a, b in zip(fresh.parameters(), trained.parameters())]
+    assert any(moved)  # the saved head is the trained one, not the initial
+
+
 def _strip(rows, prefixes=("regularizer/", "loss/extra", "loss/total")):
     return [{k: v for k, v in r.items() if not k.startswith(prefixes)} for r in rows]
 
@@ -323,3 +337,33 @@ def test_range_jobs_write_their_own_default_file(tmp_path) -> None:
     assert output_path(second, 7) == ckpt / "gold_eval_with_response_ids_400-407.json"  # short
     given = EvaluateConfig(checkpoint=str(ckpt), prompt_start=9, output=str(tmp_path / "o.json"))
     assert output_path(given, 3) == tmp_path / "o.json"
+
+
+def test_evaluation_encodes_its_fixed_prompts_once(models, monkeypatch) -> None:
+    """The held-out batches are tokenized at the first evaluation only; results are unchanged."""
+    from goodhartlab.config.ppo_schema import PPOConfig
+    from goodhartlab.models import load_policy
+    from goodhartlab.recipes import ppo_eval
+    from goodhartlab.recipes.ppo_reward import load_reward_models
+
+    cfg = PPOConfig(device="cpu")
+    cfg.reward.reward_models = [str(models / "rm")]
+    cfg.eval.generation.max_new_tokens, cfg.eval.generation.batch_size = 6, 8
+    policy, tok = load_policy(str(models / "policy"), device="cpu")
+    rms = load_reward_models(cfg.reward, "cpu")
+    prompts = ppo_eval.eval_prompts("toy", 20)
+    calls = []
+    real = ppo_eval.encode_prompts
+    monkeypatch.setattr(ppo_eval, "encode_prompts", lambda *a: calls.append(a) or real(*a))
+
+    def evaluate(seed):
+        return ppo_eval.evaluate_policy(policy, policy, tok, cfg.reward, rms, prompts,
+                                        cfg.eval.generation, seed)  # fmt: skip
+
+    first, again = evaluate(3), evaluate(3)
+    assert [len(c[1]) for c in calls] == [8, 8, 4]  # three batches, encoded at the first call
+    assert again.metrics == first.metrics and again.rows == first.rows
+    fresh_ids, fresh_mask = real(tok, prompts[8:16], None, None)
+    ids, mask = ppo_eval.encoded_batch(tok, prompts[8:16], None, torch.device("cpu"))
+    assert torch.equal(ids, fresh_ids) and torch.equal(mask, fresh_mask)
+    assert evaluate(4).rows != first.rows and len(calls) == 3  # another seed samples anew

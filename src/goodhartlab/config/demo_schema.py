@@ -105,6 +105,12 @@ class DemoPPOStage(DemoStage):
         metadata={"help": "method name -> its ppo overrides (none = the unregularized proxy)"},
     )
     single_rm_seed: int = _f(1, "the ensemble member used as {rm}, the single proxy RM")
+    # Empty by default so that one CLI word varies every PPO run of the demo (e.g.
+    # 'ppo.extra_overrides=[ppo.value_model=separate]') without restating `overrides`.
+    extra_overrides: list[str] = field(
+        default_factory=list,
+        metadata={"help": "ppo overrides of every method, applied after the method's own"},
+    )
 
 
 @dataclass

@@ -170,7 +170,7 @@ def optimize_jobs(cfg: DemoConfig, paths: DemoPaths) -> list:
             Job("bon", "bon", paths.root / "bon", fill(cfg.bon.overrides, values), cfg.bon.preset)
         )
     for method, own in cfg.ppo.methods.items():
-        overrides = fill([*cfg.ppo.overrides, *own], values)
+        overrides = fill([*cfg.ppo.overrides, *own, *cfg.ppo.extra_overrides], values)
         jobs.append(Job(f"ppo/{method}", "ppo", paths.root / "ppo" / method, overrides,
                         cfg.ppo.preset))  # fmt: skip
     return jobs

@@ -324,6 +324,9 @@ def run(cfg: PPOConfig, run_dir: RunDir, resume: bool = False) -> dict:
     save_model(state.policy, state.tokenizer, run_dir.file("model"))
     if state.value_model is not None:
         save_model(state.value_model, state.tokenizer, run_dir.file("value"))
+    else:  # the head alone, as in the checkpoints: RUN/value/value_head.safetensors
+        run_dir.file("value").mkdir(exist_ok=True)
+        save_value_head(state.value_head, run_dir.file("value"))
     summary = {**summarize(run_dir), **monitor.summary_fields()}
     plot(run_dir, summary["fit"])
     run_dir.write_json("ppo_summary.json", summary)
