@@ -230,7 +230,8 @@ def test_a_real_smoke_run_has_fits_eval_files_and_a_report(tmp_path: Path) -> No
     rows = json.loads((run / "eval" / "eval-6.json").read_text())
     assert len(rows) == 16
     assert set(rows[0]) == {"instruction", "answers", "proxy_scores", "gold_scores", "lengths",
-                            "ended"}  # fmt: skip
+                            "ended", "kl", "kl_list"}  # fmt: skip
+    assert set(rows[1]) == set(rows[0]) - {"kl_list"}  # Coste's kl_list: row 0 only
     metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     last = next(r for r in reversed(metrics) if "eval/length/mean" in r)
     assert np.mean([r["lengths"][0] for r in rows]) == pytest.approx(last["eval/length/mean"])
