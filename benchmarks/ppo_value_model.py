@@ -23,22 +23,19 @@ from pathlib import Path
 import torch
 
 from bench_timing import peak_rss_mb
-from ppo_vs_trl import SHAPES, build_ours, make_policy_dir
+from ppo_vs_trl import SHAPES, build_ours, model_dirs
 
 SIDES = ("head", "separate")
 
 
 def measure(name: str, repeats: int) -> dict[str, list[tuple[float, int]]]:
     """(seconds, response tokens) per timed iteration of each side, warm-up dropped."""
-    from goodhartlab.models.reward import load_reward_model, save_reward_model
     from goodhartlab.recipes.ppo_step import ppo_iteration
 
     shape = SHAPES[name]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        policy_dir = make_policy_dir(shape, root)
-        rm, rtok = load_reward_model("toy:rm", device="cpu", seed=1)
-        rm_dir = str(save_reward_model(rm, rtok, root / "rm", 0.0, 1.0))
+        policy_dir, rm_dir = model_dirs(shape, root)
         built = {side: build_ours(shape, policy_dir, rm_dir, side) for side in SIDES}
         runs: dict[str, list[tuple[float, int]]] = {side: [] for side in SIDES}
         for it in range(repeats + 1):

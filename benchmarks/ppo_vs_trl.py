@@ -55,6 +55,16 @@ def trl_ppo_or_reason():
     return ppo, None
 
 
+def model_dirs(shape: dict, root: Path) -> tuple[str, str]:
+    """(policy dir, RM dir) both sides load: the shape's random policy and the toy RM (seed 1),
+    saved under ROOT so every side reads the same files."""
+    from goodhartlab.models.reward import load_reward_model, save_reward_model
+
+    policy_dir = make_policy_dir(shape, root)
+    rm, rtok = load_reward_model("toy:rm", device="cpu", seed=1)
+    return policy_dir, str(save_reward_model(rm, rtok, root / "rm", 0.0, 1.0))
+
+
 def make_policy_dir(shape: dict, root: Path) -> str:
     """A random-init GPT-NeoX policy of the shape, saved with the toy tokenizer (seed 0)."""
     from transformers import GPTNeoXForCausalLM
@@ -179,7 +189,6 @@ def compare(ppo, name: str, repeats: int, value_model: str) -> None:
     from transformers.trainer_callback import PrinterCallback
     from transformers.utils import logging as hf_logging
 
-    from goodhartlab.models.reward import load_reward_model, save_reward_model
     from goodhartlab.recipes.ppo_step import ppo_iteration
 
     hf_logging.set_verbosity_error()  # the value models' expected "fresh head" load reports
@@ -188,9 +197,7 @@ def compare(ppo, name: str, repeats: int, value_model: str) -> None:
     shape = SHAPES[name]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        policy_dir = make_policy_dir(shape, root)
-        rm, rtok = load_reward_model("toy:rm", device="cpu", seed=1)
-        rm_dir = str(save_reward_model(rm, rtok, root / "rm", 0.0, 1.0))
+        policy_dir, rm_dir = model_dirs(shape, root)
         cfg, state, models = build_ours(shape, policy_dir, rm_dir, value_model)
         dataset = trl_dataset(cfg, state, repeats + 1)
         trainer = build_trl(ppo, shape, policy_dir, rm_dir, dataset, cfg.ppo.lr, root)
