@@ -2,7 +2,7 @@
 
 import pytest
 
-from goodhartlab.config.seed_paths import expand_seeds
+from goodhartlab.config.seed_paths import expand_seeds, shared_seeds
 from goodhartlab.errors import ConfigError
 
 
@@ -40,3 +40,22 @@ def test_bad_patterns_are_one_line_config_errors(paths, seeds, message) -> None:
     with pytest.raises(ConfigError) as err:
         expand_seeds(paths, seeds, "f")
     assert str(err.value).startswith(message)
+
+
+def test_a_second_list_takes_the_shared_seeds_only_where_it_has_a_placeholder() -> None:
+    """ppo's detect.ensemble shares reward.seeds: a plain monitor ensemble beside a `{seed}`
+    proxy used to fail with "seeds given but no path has a {seed} placeholder"."""
+    assert shared_seeds(["mon/a", "mon/b"], [1, 2], "detect.ensemble") is None
+    assert shared_seeds(["mon/rm{seed}"], [1, 2], "detect.ensemble") == [1, 2]
+    assert shared_seeds(["lit{{seed}}"], [1], "detect.ensemble") is None
+
+
+def test_ppo_names_detect_ensemble_in_its_placeholder_error(tmp_path, capsys) -> None:
+    from goodhartlab.cli import main
+
+    out = tmp_path / "R"
+    rc = main(["ppo", "--config", "smoke", "detect.ensemble=['/x/rm_seed{seed}/model']",
+               "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and not out.exists()
+    assert "field 'detect.ensemble': '/x/rm_seed{seed}/model' has a {seed} placeholder" in err

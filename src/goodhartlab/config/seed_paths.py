@@ -63,3 +63,12 @@ def _has_seed(path: str, field: str) -> bool:
         return any(name == "seed" for _, name, _, _ in Formatter().parse(path))
     except ValueError as exc:  # an unmatched brace
         raise ConfigError(f"field '{field}': {path!r}: {exc}") from None
+
+
+def shared_seeds(
+    paths: Sequence[str], seeds: Sequence[int] | None, field: str
+) -> Sequence[int] | None:
+    """`seeds` for a second path list that shares them (ppo's `detect.ensemble` uses
+    `reward.seeds`): given where that list has a placeholder, else None, so a plain monitor
+    ensemble beside a `{seed}` proxy is not refused as "seeds given but no placeholder"."""
+    return seeds if any(_has_seed(p, field) for p in paths) else None

@@ -26,7 +26,7 @@ from typing import Any
 from goodhartlab.analysis.fits import fit_ppo_metrics
 from goodhartlab.analysis.plots import GoldCurve, curves, overoptimization
 from goodhartlab.config.ppo_schema import PPOConfig
-from goodhartlab.config.seed_paths import expand_seeds
+from goodhartlab.config.seed_paths import expand_seeds, shared_seeds
 from goodhartlab.core.length import RunningRewardStats
 from goodhartlab.core.regularize import KLController
 from goodhartlab.data.formats import load_prompts
@@ -255,9 +255,13 @@ def resolve_toy_inputs(cfg: PPOConfig) -> str:
     the sft / train-rm recipes, which must not shard over ranks that are not running them); the
     other ranks then find the cache filled."""
     with distributed.main_first(), distributed.alone():
-        for members in (cfg.reward.reward_models, cfg.detect.ensemble):  # as the loaders do
+        seeds = cfg.reward.seeds
+        named = {"reward.reward_models": (cfg.reward.reward_models, seeds),
+                 "detect.ensemble": (cfg.detect.ensemble,
+                                     shared_seeds(cfg.detect.ensemble, seeds, "detect.ensemble"))}  # fmt: skip
+        for field, (members, member_seeds) in named.items():  # as the loaders do
             if members:
-                resolve_members(members, cfg.reward.seeds, "reward.reward_models")
+                resolve_members(members, member_seeds, field)
         return resolve_source(cfg.policy.source)
 
 

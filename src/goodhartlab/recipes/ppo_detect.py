@@ -20,6 +20,7 @@ import numpy as np
 
 from goodhartlab.analysis import detect
 from goodhartlab.config.detect_schema import DETECTORS, DetectConfig, EarlyStopConfig
+from goodhartlab.config.seed_paths import shared_seeds
 from goodhartlab.errors import ConfigError
 from goodhartlab.models import load_policy, save_model
 from goodhartlab.models.inform import InfoRM
@@ -250,7 +251,9 @@ def make_monitor(detect_cfg: DetectConfig, stop: EarlyStopConfig, reward_cfg: An
     if detect_cfg.ensemble:
         from dataclasses import replace
 
-        monitor_cfg = replace(reward_cfg, reward_models=list(detect_cfg.ensemble), gold="toy")
+        members, seeds = list(detect_cfg.ensemble), reward_cfg.seeds
+        monitor_cfg = replace(reward_cfg, reward_models=members, gold="toy",
+                              seeds=shared_seeds(members, seeds, "detect.ensemble"))  # fmt: skip
         ensemble = load_reward_models(monitor_cfg, device)
     n_members = len(ensemble.members) if ensemble else len(models.members)
     inform = None
