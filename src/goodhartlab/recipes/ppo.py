@@ -255,10 +255,11 @@ def resolve_toy_inputs(cfg: PPOConfig) -> str:
     the sft / train-rm recipes, which must not shard over ranks that are not running them); the
     other ranks then find the cache filled."""
     with distributed.main_first(), distributed.alone():
-        seeds = cfg.reward.seeds
-        named = {"reward.reward_models": (cfg.reward.reward_models, seeds),
-                 "detect.ensemble": (cfg.detect.ensemble,
-                                     shared_seeds(cfg.detect.ensemble, seeds, "detect.ensemble"))}  # fmt: skip
+        seeds, monitor = cfg.reward.seeds, cfg.detect.ensemble
+        named = {
+            "reward.reward_models": (cfg.reward.reward_models, seeds),
+            "detect.ensemble": (monitor, shared_seeds(monitor, seeds, "detect.ensemble")),
+        }
         for field, (members, member_seeds) in named.items():  # as the loaders do
             if members:
                 resolve_members(members, member_seeds, field)
