@@ -137,8 +137,6 @@ def backward(loss: Any, count: int | float, model: Any) -> None:
     if not active():
         loss.backward()
         return
-    import torch.distributed as dist
-
     from goodhartlab.runs.sharding import is_sharded
     from goodhartlab.runs.zero import is_engine
 
@@ -152,10 +150,10 @@ def backward(loss: Any, count: int | float, model: Any) -> None:
         return
     # Every rank runs the same model on the same kind of batch, so the same parameters have
     # gradients everywhere (a frozen or unused one has None on every rank and stays None).
-    for param in model.parameters():
-        if param.grad is not None:
-            dist.all_reduce(param.grad)
-            param.grad.div_(world_size())
+    with_grad = [param for param in model.parameters() if param.grad is not None]
+    sum_gradients(with_grad)
+    for param in with_grad:
+        param.grad.div_(world_size())
 
 
 def optimizer_step(model: Any, optimizer: Any, max_grad_norm: float) -> None:
