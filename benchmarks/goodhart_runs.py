@@ -16,9 +16,14 @@ from pathlib import Path
 GOODHART = [sys.executable, "-m", "goodhartlab"]
 
 
+def was_started(out: Path) -> bool:
+    """Whether a killed run left this run dir (it has its config): continue it, do not refuse it."""
+    return (out / "config.yaml").exists()
+
+
 def resume_flag(out: Path) -> list[str]:
-    """`--resume` for a run dir a killed run left (it has its config), else nothing."""
-    return ["--resume"] if (out / "config.yaml").exists() else []
+    """`--resume` for a run dir a killed run left, else nothing."""
+    return ["--resume"] if was_started(out) else []
 
 
 def run_goodhart(

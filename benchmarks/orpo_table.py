@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from goodhart_runs import was_started  # benchmarks/, beside this script
+
 GRIDS = {
     "ad_kl": [0.01, 0.1],
     "om_kl": [0.05, 0.2],
@@ -92,7 +94,7 @@ def _job(args: tuple) -> dict:
         run_dir = Path(out) / f"{method}_{coef}_seed{seed}"
         if (run_dir / ROW_FILE).exists():  # finished in an earlier invocation: reuse
             return json.loads((run_dir / ROW_FILE).read_text())
-        resume = (run_dir / "config.yaml").exists()  # a killed invocation left it: continue
+        resume = was_started(run_dir)  # a killed invocation left it: continue
         run = RunDir.prepare(run_dir, dump_config(cfg), resume=resume)
         result = orpo.run(cfg, run, resume=resume)["eval"]
     row = {
