@@ -212,8 +212,9 @@ def per_run_markdown(out: dict) -> str:
              + " |", "|---|---|---|---|" + "---|" * len(shown)]  # fmt: skip
     runs = sorted(out["runs"].items(), key=lambda kv: not kv[1]["hacking"])
     for name, run in runs:
-        gold, steps = run["gold"], run["steps"]
-        peak, fell = gold_events(steps, gold, 0.1)
+        gold = run["gold"]
+        events = by_detector[shown[0]]["runs"][name]  # the table's gold events (fall 0.1)
+        peak, fell = events["peak"], events["fall"]
         flags = [by_detector[d]["runs"][name]["first_flag"] for d in shown]
         cells = ["–" if f is None else str(f) for f in flags]
         lines.append(f"| {name} | {'yes' if run['hacking'] else 'no'} | {gold[0]:.2f} → "
