@@ -78,6 +78,9 @@ STEPS = [
     Step("orpo_glucose", "docs/orpo_results.md",
          (*PY, "benchmarks/orpo_table.py", "--env", "glucose", "--seeds", "0", "1", "2",
           "--jobs", "1", "--out", "{out}")),
+    Step("orpo_glucose_new_seeds", "docs/orpo_results.md",
+         (*PY, "benchmarks/orpo_table.py", "--env", "glucose", "--one-coef", "--seeds", "3", "4",
+          "5", "101", "202", "--jobs", "1", "--out", "{out}")),
     Step("kernel_spread", "docs/reproducibility.md",
          (*PY, "benchmarks/kernel_spread_table.py", "--out", "{out}")),
 ]  # fmt: skip
