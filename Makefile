@@ -45,8 +45,9 @@ demo: $(STAMP)
 # tables (benchmarks/*_table.py) are experiments of tens of minutes and are run by hand.
 # ppo_vs_trl (last: its large shape takes minutes per iteration) needs the [bench] extra (TRL
 # 1.0.0, installed here after torch); without it, it prints why it skipped. generate, ppo_step,
-# rm_score, ppo_value_model (head vs separate value network, toy shape) and ppo_vs_trl interleave
-# their sides and print min, median and peak RSS.
+# rm_score, ppo_value_model (head vs separate value network, toy shape) and ppo_vs_trl (TRL, ours
+# with a separate value network, ours with a value head) interleave their sides and print min,
+# median and peak RSS.
 BENCHMARKS := generate bon ppo_step envs rm_score ppo_value_model ppo_vs_trl
 BENCH_STAMP := $(VENV)/.goodhartlab-bench-installed
 $(BENCH_STAMP): $(STAMP) pyproject.toml

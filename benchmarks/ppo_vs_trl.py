@@ -9,14 +9,15 @@ Same work on both sides: the same random-init GPT-NeoX policy (its copy as the f
 a separate value model from the policy's backbone, the random-init toy RM, the same pool of toy
 prompts (64 per iteration at the toy shape), responses of at most --new-tokens with eos, temperature
 1, per-token k1 KL (0.05) in the reward, GAE, then 4 epochs x 2 minibatches of policy + value
-updates with AdamW at the same learning rate; one torch thread each. `--value-model head` runs
-ours with trlx's value head on the policy trunk instead (less work than TRL's separate network, so
-not the same work: reported apart).
+updates with AdamW at the same learning rate; one torch thread each. Ours runs twice per TRL
+iteration by default (`--value-model separate head`): with the separate value network (the same
+work as TRL's) and with trlx's value head on the policy trunk (less work: one trunk instead of two
+in every pass, so reported as its own row, not as the same work).
   * toy shape: the toy world's policy (2 layers, d=64), 64 prompts x 24 tokens;
   * large shape: 6 layers, d=256, 128 prompts x 64 tokens (is the win only Python overhead?).
 Interleaving: TRL drives its own training loop; a callback at the end of each of its iterations
-runs (and times) one of ours, so the two sides alternate iteration by iteration under the same
-machine load. The first iteration of each side is a warm-up. Tokens/s counts response tokens up to
+runs (and times) one iteration of each of ours, so the sides alternate iteration by iteration under
+the same machine load. The first iteration of each side is a warm-up. Tokens/s counts response tokens up to
 and including eos (TRL generates to the limit and truncates after eos; ours stops at eos).
 """
 
@@ -143,29 +144,34 @@ def build_trl(ppo, shape: dict, policy_dir: str, rm_dir: str, dataset, lr: float
 
 
 class Alternate:
-    """TRL callback: time TRL's iteration, then run and time one of ours (see module docstring)."""
+    """TRL callback: time TRL's iteration, then run and time one iteration of each of ours (see
+    module docstring). `ours` maps a side's name to (run iteration i, response tokens of its
+    metrics)."""
 
-    def __init__(self, ours, ours_tokens) -> None:
-        self.ours, self.ours_tokens = ours, ours_tokens
-        self.times: dict[str, list[float]] = {"ours": [], "trl": []}
-        self.tokens: dict[str, list[int]] = {"ours": [], "trl": []}
+    def __init__(self, ours: dict) -> None:
+        self.ours = ours
+        sides = ["trl", *ours]
+        self.times: dict[str, list[float]] = {side: [] for side in sides}
+        self.tokens: dict[str, list[int]] = {side: [] for side in sides}
         self.trl_tokens = 0
         self.rss: dict[str, float] = {}
         self.start = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
-        self.times["trl"].append(time.perf_counter() - self.start)
-        self.tokens["trl"].append(self.trl_tokens)
-        self.rss.setdefault("trl", peak_rss_mb())
-        iteration = len(self.times["ours"])
-        start = time.perf_counter()
-        metrics = self.ours(iteration)
-        self.times["ours"].append(time.perf_counter() - start)
-        self.tokens["ours"].append(self.ours_tokens(metrics))
-        self.rss.setdefault("ours", peak_rss_mb())
+        self._record("trl", time.perf_counter() - self.start, self.trl_tokens)
+        iteration = len(self.times["trl"]) - 1
+        for side, (run, tokens_of) in self.ours.items():
+            start = time.perf_counter()
+            metrics = run(iteration)
+            self._record(side, time.perf_counter() - start, tokens_of(metrics))
         self.trl_tokens = 0
         self.start = time.perf_counter()
         return control
+
+    def _record(self, side: str, seconds: float, tokens: int) -> None:
+        self.times[side].append(seconds)
+        self.tokens[side].append(tokens)
+        self.rss.setdefault(side, peak_rss_mb())  # cumulative: each side's peak so far
 
     def __getattr__(self, name: str):  # every other TrainerCallback event: do nothing
         if name.startswith("on_"):
@@ -185,7 +191,7 @@ def count_trl_tokens(ppo_trainer_module, alternate: Alternate) -> None:
     ppo_trainer_module.truncate_response = counted
 
 
-def compare(ppo, name: str, repeats: int, value_model: str) -> None:
+def compare(ppo, name: str, repeats: int, value_models: list[str]) -> None:
     from transformers.trainer_callback import PrinterCallback
     from transformers.utils import logging as hf_logging
 
@@ -198,37 +204,47 @@ def compare(ppo, name: str, repeats: int, value_model: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         policy_dir, rm_dir = model_dirs(shape, root)
-        cfg, state, models = build_ours(shape, policy_dir, rm_dir, value_model)
+        ours = {}
+        for value_model in value_models:
+            cfg, state, models = build_ours(shape, policy_dir, rm_dir, value_model)
+            ours[f"ours/{value_model}"] = (
+                lambda it, cfg=cfg, state=state, models=models: ppo_iteration(
+                    cfg, state, models, it, None
+                ),
+                lambda m: round(m["length/mean"] * shape["prompts"]),
+            )
         dataset = trl_dataset(cfg, state, repeats + 1)
         trainer = build_trl(ppo, shape, policy_dir, rm_dir, dataset, cfg.ppo.lr, root)
-        alternate = Alternate(
-            lambda it: ppo_iteration(cfg, state, models, it, None),
-            lambda m: round(m["length/mean"] * shape["prompts"]),
-        )
+        alternate = Alternate(ours)
         trainer.add_callback(alternate)
         trainer.remove_callback(PrinterCallback)  # its per-iteration dict print is not the result
         count_trl_tokens(sys.modules[type(trainer).__module__], alternate)
         trainer.train()
-    report(f"{name} shape, ours with value_model={value_model}", shape, alternate)
+    report(name, shape, alternate)
 
 
 def report(name: str, shape: dict, alt: Alternate) -> None:
-    """Drop the warm-up iteration; min and median s/iteration, tokens/s, the ratios, RSS."""
-    print(f"\n{name}: {shape['layers']} layers, d={shape['hidden']}, {shape['prompts']} "
+    """Drop the warm-up iteration; min and median s/iteration, tokens/s, the ratios, RSS.
+
+    RSS is the process's peak so far when a side first finished an iteration (sides share one
+    process, so a later side's figure includes the earlier ones' memory)."""
+    print(f"\n{name} shape: {shape['layers']} layers, d={shape['hidden']}, {shape['prompts']} "
           f"prompts x <= {shape['new_tokens']} tokens, 4 epochs x 2 minibatches, 1 thread, "
-          f"{len(alt.times['ours']) - 1} interleaved iterations after a warm-up")  # fmt: skip
-    print(f"{'side':<8}{'min s/it':>10}{'median s/it':>13}{'tokens/it':>11}"
+          f"{len(alt.times['trl']) - 1} interleaved iterations after a warm-up")  # fmt: skip
+    print(f"{'side':<15}{'min s/it':>10}{'median s/it':>13}{'tokens/it':>11}"
           f"{'tokens/s (min)':>16}{'tokens/s (med)':>16}{'peak RSS MB':>13}")  # fmt: skip
     rate = {}
-    for side in ("ours", "trl"):
+    for side in alt.times:
         times, tokens = alt.times[side][1:], alt.tokens[side][1:]
         per_s = [n / t for n, t in zip(tokens, times)]
         rate[side] = (max(per_s), statistics.median(per_s))
-        print(f"{side:<8}{min(times):>10.3f}{statistics.median(times):>13.3f}"
+        print(f"{side:<15}{min(times):>10.3f}{statistics.median(times):>13.3f}"
               f"{statistics.mean(tokens):>11.0f}{rate[side][0]:>16.0f}{rate[side][1]:>16.0f}"
               f"{alt.rss[side]:>13.0f}")  # fmt: skip
-    best, typical = (rate["ours"][i] / rate["trl"][i] for i in (0, 1))
-    print(f"ratio ours / TRL (tokens/s), {name}: {best:.2f}x (best), {typical:.2f}x (median)")
+    for side in alt.ours:
+        best, typical = (rate[side][i] / rate["trl"][i] for i in (0, 1))
+        print(f"ratio {side} / TRL (tokens/s), {name} shape: {best:.2f}x (best), "
+              f"{typical:.2f}x (median)")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed iterations per side")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
-        "--value-model", choices=["separate", "head"], default="separate",
-        help="ours: a separate value network (the same work as TRL's) or a head on the policy",
+        "--value-model", nargs="+", choices=["separate", "head"], default=["separate", "head"],
+        help="our sides: a separate value network (the same work as TRL's), a head on the policy",
     )  # fmt: skip
     args = parser.parse_args(argv)
     ppo, reason = trl_ppo_or_reason()
