@@ -245,6 +245,12 @@ def report(name: str, shape: dict, alt: Alternate) -> None:
         best, typical = (rate[side][i] / rate["trl"][i] for i in (0, 1))
         print(f"ratio {side} / TRL (tokens/s), {name} shape: {best:.2f}x (best), "
               f"{typical:.2f}x (median)")  # fmt: skip
+        # Both sides pay for the longest response in the batch (TRL always for the limit), so
+        # when the two policies drift to different mean lengths, s/iteration is the same-work view
+        trl_s, side_s = alt.times["trl"][1:], alt.times[side][1:]
+        print(f"ratio TRL / {side} (s per iteration), {name} shape: "
+              f"{min(trl_s) / min(side_s):.2f}x (min), "
+              f"{statistics.median(trl_s) / statistics.median(side_s):.2f}x (median)")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
