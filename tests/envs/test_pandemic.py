@@ -203,7 +203,7 @@ def test_bc_clones_the_pooled_stage_schedules(tmp_path) -> None:
     from goodhartlab.runs import RunDir
 
     overrides = ["algo=bc", "env_horizon=40", "bc.episodes=20", "bc.epochs=40"]
-    overrides += ["bc.controller_eps=0.0", "eval.episodes=4"]
+    overrides += ["bc.controller_eps=0.0", "eval.episodes=4", "bc.schedules=null"]
     cfg = load_config(OrpoConfig, find_configs_dir() / "orpo" / "pandemic.yaml", overrides)
     run_dir = RunDir.prepare(tmp_path / "bc", dump_config(cfg))
     results = orpo.run(cfg, run_dir, resume=False)
@@ -215,6 +215,22 @@ def test_bc_clones_the_pooled_stage_schedules(tmp_path) -> None:
         predicted = policy.dist_inputs(obs).argmax(-1)
     assert obs.shape == (400, 312)
     assert (predicted == actions).float().mean() > 0.9
+
+
+def test_bc_schedules_pick_the_pooled_schedules() -> None:
+    """`bc.schedules` reaches the controller; only pandemic's controller takes names."""
+    from goodhartlab.config import load_config
+    from goodhartlab.config.orpo_schema import OrpoConfig
+    from goodhartlab.errors import ConfigError
+
+    controller = ENVS["pandemic"].make_controller(4, 0, 0.0, ["S0", "swedish"])
+    assert controller.targets[:, 5].tolist() == [0, 1, 0, 1]
+    with pytest.raises(ValueError, match="unknown schedules"):
+        ENVS["pandemic"].make_controller(2, 0, 0.0, ["S9"])
+    with pytest.raises(ValueError, match="has no named variants"):
+        ENVS["tomato"].make_controller(2, 0, 0.0, ["S0"])
+    with pytest.raises(ConfigError, match="bc.schedules: glucose's controller has no schedules"):
+        load_config(OrpoConfig, None, ["env=glucose", "bc.schedules=[S0]"])
 
 
 def test_orpo_setup_scales_coefficients_and_slices_the_last_row() -> None:

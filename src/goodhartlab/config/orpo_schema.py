@@ -63,6 +63,9 @@ class BCConfig:
     controller_eps: float = _f(
         0.0, "tomato: fraction of random actions in the scripted data", range=UNIT
     )
+    schedules: list[str] | None = _f(
+        None, "pandemic: the scripted stage schedules pooled in the data (null = all 10, the spec)"
+    )
 
 
 @dataclass
@@ -138,6 +141,8 @@ class OrpoConfig:
                 "om_divergence_coeffs: need one coefficient per base policy "
                 f"({len(self.base_policies)}), got {len(self.om_divergence_coeffs)}"
             )
+        if self.bc.schedules is not None and not ENVS[self.env].named_controllers:
+            raise ValueError(f"bc.schedules: {self.env}'s controller has no schedules to choose")
         if self.init_policy == "base" and not self.base_policies:
             raise ValueError("init_policy: 'base' needs a base policy")
         if self.action_dist_divergence_coeff != 0 and len(self.base_policies) != 1:

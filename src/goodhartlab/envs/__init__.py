@@ -64,6 +64,8 @@ class EnvInfo:
     reward_funs: tuple[str, ...] = ("proxy", "true")
     bc_action_mask: str | None = None  # "module:fn": encoded obs (N, obs_dim) -> (N, action_dim)
     # bool, the action entries the env reads and BC fits (None = all; traffic: slots with a bus)
+    named_controllers: bool = False  # the controller also takes `names=` (`bc.schedules`): the
+    # scripted variants it pools (pandemic: a subset of its stage schedules)
 
     def make_vec(self, num_envs: int, **kwargs: Any) -> gym.vector.VectorEnv:
         """Build the batched environment with `num_envs` copies."""
@@ -79,9 +81,16 @@ class EnvInfo:
         Shape: (N, obs_dim) -> (N, action_dim) bool"""
         return None if self.bc_action_mask is None else resolve(self.bc_action_mask)(obs)
 
-    def make_controller(self, num_envs: int, seed: int, eps: float = 0.0) -> Callable:
-        """The env's scripted safe controller (the base policies clone it; specs/orpo.md §4.2)."""
-        return resolve(self.controller)(num_envs, seed, eps)
+    def make_controller(
+        self, num_envs: int, seed: int, eps: float = 0.0, names: list[str] | None = None
+    ) -> Callable:
+        """The env's scripted safe controller (the base policies clone it; specs/orpo.md §4.2);
+        `names` picks which of its scripted variants it pools (None = all of them)."""
+        if names is None:
+            return resolve(self.controller)(num_envs, seed, eps)
+        if not self.named_controllers:
+            raise ValueError(f"{self.gym_id}'s controller has no named variants to choose")
+        return resolve(self.controller)(num_envs, seed, eps, names=names)
 
     def discriminator_state(self, obs: Any) -> Any:
         """The part of the encoded obs the discriminator sees. Shape: (N, obs_dim) -> (N, S)"""
@@ -167,6 +176,7 @@ ENVS: dict[str, EnvInfo] = {
         action_dim=3,
         controller="goodhartlab.envs.pandemic:StageSchedules",
         default_base="bc",
+        named_controllers=True,
         disc_columns=(299, 312),  # the latest of the 24 observation rows (§1.2)
     ),
 }

@@ -92,7 +92,7 @@ def clone_controller(cfg: OrpoConfig, st: Setup, out: Path) -> dict[str, Any]:
     """algo=bc (and a BC 'auto' base): controller rollouts -> BC -> policy dir `out`."""
     n, info = cfg.bc.episodes, ENVS[cfg.env]
     vec = info.make_vec(n, **st.env_kwargs)
-    controller = info.make_controller(n, cfg.seed, cfg.bc.controller_eps)
+    controller = info.make_controller(n, cfg.seed, cfg.bc.controller_eps, cfg.bc.schedules)
     obs, actions, returns = collect_controller_data(vec, cfg.env, controller, st.horizon, cfg.seed)
     torch.manual_seed(cfg.seed)
     policy = GymPolicy(st.spec).to(st.device)
