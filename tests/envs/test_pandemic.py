@@ -229,7 +229,7 @@ def test_bc_schedules_pick_the_pooled_schedules() -> None:
         ENVS["pandemic"].make_controller(2, 0, 0.0, ["S9"])
     with pytest.raises(ValueError, match="has no named variants"):
         ENVS["tomato"].make_controller(2, 0, 0.0, ["S0"])
-    with pytest.raises(ConfigError, match="bc.schedules: glucose's controller has no schedules"):
+    with pytest.raises(ConfigError, match=r"bc\.schedules: glucose's controller has no schedules"):
         load_config(OrpoConfig, None, ["env=glucose", "bc.schedules=[S0]"])
 
 
