@@ -3,7 +3,7 @@
 "ORPO" = occupancy-measure regularized policy optimization (Laidlaw et al.), not TRL's ORPO.
 
 Run:  PYTHONPATH=src python benchmarks/traffic_table.py --seeds 0 1 2 --out DIR \
-          [--methods no_reg ad_kl om_kl:0.05 ...]
+          [--methods no_reg ad_kl om_kl:0.05 ...] [--set key=value ...]
 
 The traffic env costs ~1 ms of SUMO per step, so the coefficient grids of `orpo_table.py` do not
 fit a 2-core machine; this runs one coefficient per method (default: the 7 rows base, no_reg,
@@ -11,7 +11,8 @@ AD-KL, OM-KL, OM-chi2, OM-sqrt-chi2, true reward at `orpo_table.ONE_COEF`; `name
 another) with the preset configs/orpo/traffic.yaml through `orpo_table._job` (same
 base-per-seed sharing, same result rows), one run at a time. Besides the mean and Student-t
 95% interval over seeds, it prints "hacked": the fraction of seeds whose true return is below that
-seed's base policy while the proxy return is above it. Also prints the scripted policies' returns
+seed's base policy while the proxy return is above it. `--set` overrides every run's config
+(base included), e.g. `bc.controller_eps=0.125`. Also prints the scripted policies' returns
 (IDM, zero acceleration, full braking, full throttle) over one 300-step episode, which show what
 the proxy and the true reward each prefer.
 """
@@ -87,14 +88,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=METHODS, help="NAME or NAME:COEF")
     parser.add_argument("--out", default="runs/traffic_table")
+    parser.add_argument("--set", nargs="*", default=[], help="config overrides for every run")
     args = parser.parse_args()
+    extra = tuple(args.set)
     out = Path(args.out) / "traffic"
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     scripted = scripted_returns()
-    rows = [_job(("traffic", s, "base", 0.0, str(out))) for s in args.seeds]
+    rows = [_job(("traffic", s, "base", 0.0, str(out), extra)) for s in args.seeds]
     for name, coef in map(parse_method, args.methods):
-        rows += [_job(("traffic", s, name, coef, str(out))) for s in args.seeds]
+        rows += [_job(("traffic", s, name, coef, str(out), extra)) for s in args.seeds]
     print("\n| scripted policy (1 episode) | true return | proxy return |\n|---|---|---|")
     for name, result in scripted.items():
         print(f"| {name} | {result['true']:,.0f} | {result['proxy']:,.1f} |")
@@ -102,7 +105,8 @@ def main() -> None:
           " s/run |\n|---|---|---|---|---|---|")  # fmt: skip
     print("\n".join(table_lines(rows)))
     print(f"wall {time.perf_counter() - start:.0f} s")
-    (out / "table.json").write_text(json.dumps({"rows": rows, "scripted": scripted}, indent=2))
+    table = {"rows": rows, "scripted": scripted, "overrides": list(extra)}
+    (out / "table.json").write_text(json.dumps(table, indent=2))
 
 
 if __name__ == "__main__":

@@ -66,6 +66,17 @@ def test_idm_from_the_observation() -> None:
     assert idm_accelerations(obs, v_max, length)[0, 0] == pytest.approx(1 - 0.5**4, abs=1e-3)
 
 
+def test_idm_controller_eps_parks_the_first_bus_of_the_first_copies() -> None:
+    """`bc.controller_eps` for traffic: round(eps * N) copies brake queue slot 0 at -1.5."""
+    obs = np.zeros((8, 50), np.float32)
+    obs[:, :5] = (0.5, 0.5, 1.0, 0.0, 1.0)  # free road at 15 m/s: IDM accelerates
+    clean = IDMController(8)(obs)
+    sloppy = IDMController(8, eps=0.25)(obs)
+    assert sloppy[:2, 0].tolist() == [-1.5, -1.5]
+    assert np.array_equal(sloppy[2:], clean[2:]) and np.array_equal(sloppy[:, 1:], clean[:, 1:])
+    assert clean[0, 0] == pytest.approx(1 - 0.5**4, abs=1e-3)
+
+
 @needs_sumo
 def test_check_env_and_spaces(env) -> None:
     check_env(env, skip_render_check=True)

@@ -61,7 +61,10 @@ class BCConfig:
     lr: float = _f(1e-3, "Adam learning rate", range=POSITIVE)
     entropy_coef: float = _f(0.0, "entropy bonus (spec: 1 for glucose)", range=NON_NEGATIVE)
     controller_eps: float = _f(
-        0.0, "tomato: fraction of random actions in the scripted data", range=UNIT
+        0.0,
+        "mistakes in the scripted data: tomato, pandemic: fraction of uniform random actions;"
+        " traffic: fraction of copies that park their first bus",
+        range=UNIT,
     )
     schedules: list[str] | None = _f(
         None, "pandemic: the scripted stage schedules pooled in the data (null = all 10, the spec)"

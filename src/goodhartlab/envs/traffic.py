@@ -117,8 +117,11 @@ def occupied_slots(obs: np.ndarray) -> np.ndarray:
 
 class IDMController:
     """The traffic base controller (`ENVS["traffic"].controller`): IDM accelerations for the
-    buses, vectorized over envs. Deterministic: `num_envs`, `seed` and `eps` are accepted for the
-    registry's common signature and unused."""
+    buses, vectorized over envs. `seed` is accepted for the registry's common signature and
+    unused. `eps` (`bc.controller_eps`, default 0: the spec's IDM data) makes the first
+    round(eps * num_envs) env copies a sloppy driver who brakes its first bus (queue slot 0) at
+    -1.5 throughout, i.e. parks it on the ramp: BC data with that mistake in them give a base
+    policy that explores the parking hack (docs/orpo_results.md, Traffic). Deterministic."""
 
     def __init__(
         self,
@@ -129,10 +132,14 @@ class IDMController:
     ) -> None:
         g = geometry or MergeGeometry()
         self.v_max, self.length = g.speed_limit, network_length(g)
+        self.parks = np.arange(num_envs) < round(eps * num_envs)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """Shape: obs (N, 50) -> actions (N, 10) float32"""
-        return idm_accelerations(obs, self.v_max, self.length)
+        """Shape: obs (N, 50) -> actions (N, 10) float32 (N = num_envs when eps > 0)"""
+        accel = idm_accelerations(obs, self.v_max, self.length)
+        if self.parks.any():
+            accel[self.parks, 0] = -MAX_ACCEL
+        return accel
 
 
 class MergeSim:
