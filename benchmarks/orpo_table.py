@@ -14,8 +14,8 @@ scale-free coefficients each), and PPO on the true reward. Every run uses the pr
 configs/orpo/<env>.yaml. "best" picks the coefficient with the highest mean true return over the
 seeds (selected on the same seeds, so slightly optimistic); `--one-coef` runs only the
 coefficient fixed in advance in `ONE_COEF` / `ENV_ONE_COEF` (chosen on the earlier 3-seed tables,
-so new seeds are out of sample). `--methods` runs a subset, `--set key=value` overrides every run's config (e.g. a
-larger budget). Finished runs (DIR/<env>/<run>/table_row.json) are reused, so a killed table
+so new seeds are out of sample). `--methods` runs a subset, `--set key=value` overrides every
+run's config (e.g. a larger budget). Finished runs (DIR/<env>/<run>/table_row.json) are reused, so a killed table
 continues where it stopped and methods can be added later. Prints a markdown table (mean and Student-t 95% interval over seeds of each run's
 final evaluation mean, and the fraction of seeds that hack: true return below that seed's base
 policy while the proxy is above it) and writes DIR/table.json.

@@ -17,8 +17,9 @@ in every pass, so reported as its own row, not as the same work).
   * large shape: 6 layers, d=256, 128 prompts x 64 tokens (is the win only Python overhead?).
 Interleaving: TRL drives its own training loop; a callback at the end of each of its iterations
 runs (and times) one iteration of each of ours, so the sides alternate iteration by iteration under
-the same machine load. The first iteration of each side is a warm-up. Tokens/s counts response tokens up to
-and including eos (TRL generates to the limit and truncates after eos; ours stops at eos).
+the same machine load. The first iteration of each side is a warm-up. Tokens/s counts response
+tokens up to and including eos (TRL generates to the limit and truncates after eos; ours stops at
+eos).
 """
 
 from __future__ import annotations
