@@ -146,11 +146,11 @@ def build_trl(ppo, shape: dict, policy_dir: str, rm_dir: str, dataset, lr: float
 
 class Alternate:
     """TRL callback: time TRL's iteration, then run and time one iteration of each of ours (see
-    module docstring). `ours` maps a side's name to (run iteration i, response tokens of its
-    metrics)."""
+    module docstring). `ours` maps a side's name to "run iteration i"; `tokens_of` reads the
+    response tokens from an iteration's metrics."""
 
-    def __init__(self, ours: dict) -> None:
-        self.ours = ours
+    def __init__(self, ours: dict, tokens_of) -> None:
+        self.ours, self.tokens_of = ours, tokens_of
         sides = ["trl", *ours]
         self.times: dict[str, list[float]] = {side: [] for side in sides}
         self.tokens: dict[str, list[int]] = {side: [] for side in sides}
@@ -161,10 +161,10 @@ class Alternate:
     def on_step_end(self, args, state, control, **kwargs):
         self._record("trl", time.perf_counter() - self.start, self.trl_tokens)
         iteration = len(self.times["trl"]) - 1
-        for side, (run, tokens_of) in self.ours.items():
+        for side, run in self.ours.items():
             start = time.perf_counter()
             metrics = run(iteration)
-            self._record(side, time.perf_counter() - start, tokens_of(metrics))
+            self._record(side, time.perf_counter() - start, self.tokens_of(metrics))
         self.trl_tokens = 0
         self.start = time.perf_counter()
         return control
@@ -208,15 +208,11 @@ def compare(ppo, name: str, repeats: int, value_models: list[str]) -> None:
         ours = {}
         for value_model in value_models:
             cfg, state, models = build_ours(shape, policy_dir, rm_dir, value_model)
-            ours[f"ours/{value_model}"] = (
-                lambda it, cfg=cfg, state=state, models=models: ppo_iteration(
-                    cfg, state, models, it, None
-                ),
-                lambda m: round(m["length/mean"] * shape["prompts"]),
-            )
+            built = (cfg, state, models)
+            ours[f"ours/{value_model}"] = lambda it, built=built: ppo_iteration(*built, it, None)
         dataset = trl_dataset(cfg, state, repeats + 1)
         trainer = build_trl(ppo, shape, policy_dir, rm_dir, dataset, cfg.ppo.lr, root)
-        alternate = Alternate(ours)
+        alternate = Alternate(ours, lambda m: round(m["length/mean"] * shape["prompts"]))
         trainer.add_callback(alternate)
         trainer.remove_callback(PrinterCallback)  # its per-iteration dict print is not the result
         count_trl_tokens(sys.modules[type(trainer).__module__], alternate)
