@@ -94,25 +94,24 @@ def test_resume_reruns_only_what_did_not_finish(demo, capsys) -> None:
     assert "optimize" in json.loads(ledger.read_text())["stages"]
 
 
-def test_bad_demo_config_is_one_line(tmp_path, capsys) -> None:
+def refused_demo_errors(tmp_path, capsys, override: str) -> list[str]:
+    """`goodhart demo --config smoke OVERRIDE`: exit 2 with nothing written; its stderr lines."""
     out = tmp_path / "bad"
-    code = main(["demo", "--config", "smoke", "ppo.single_rm_seed=7", "--out", str(out)])
-    assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["goodhart demo: error: ppo.single_rm_seed=7 is not in rm.seeds"]
+    assert main(["demo", "--config", "smoke", override, "--out", str(out)]) == 2
     assert not out.exists()
+    return capsys.readouterr().err.strip().splitlines()
+
+
+def test_bad_demo_config_is_one_line(tmp_path, capsys) -> None:
+    err = refused_demo_errors(tmp_path, capsys, "ppo.single_rm_seed=7")
+    assert err == ["goodhart demo: error: ppo.single_rm_seed=7 is not in rm.seeds"]
 
 
 def test_a_bad_method_override_fails_before_any_work(tmp_path, capsys) -> None:
-    out = tmp_path / "bad"
-    code = main(["demo", "--config", "smoke", "ppo.methods={kl: [regularizer.coef=0.1]}",
-                 "--out", str(out)])  # fmt: skip
-    assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = refused_demo_errors(tmp_path, capsys, "ppo.methods={kl: [regularizer.coef=0.1]}")
     assert err == [
         "goodhart demo: error: demo run ppo/kl: regularizer.coef is set but regularizer.kind=none"
     ]
-    assert not out.exists()
 
 
 def test_extra_overrides_reach_every_ppo_run_after_the_methods_own(tmp_path) -> None:
@@ -132,11 +131,6 @@ def test_extra_overrides_reach_every_ppo_run_after_the_methods_own(tmp_path) -> 
 
 
 def test_a_bad_extra_override_fails_before_any_work(tmp_path, capsys) -> None:
-    out = tmp_path / "bad"
-    code = main(["demo", "--config", "smoke", "ppo.extra_overrides=[ppo.value_model=shared]",
-                 "--out", str(out)])  # fmt: skip
-    assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    err = refused_demo_errors(tmp_path, capsys, "ppo.extra_overrides=[ppo.value_model=shared]")
     assert len(err) == 1 and err[0].startswith("goodhart demo: error: demo run ppo/none: ")
     assert "ppo.value_model" in err[0] and "shared" in err[0]
-    assert not out.exists()
